@@ -1,0 +1,48 @@
+"""Queries for accounts and tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from weldguard.auth.models import AccessToken, User
+
+
+class UserRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def by_username(self, username: str) -> User | None:
+        return self.session.scalars(select(User).where(User.username == username)).one_or_none()
+
+    def by_id(self, user_id: int) -> User | None:
+        return self.session.get(User, user_id)
+
+    def add(self, user: User) -> User:
+        self.session.add(user)
+        self.session.flush()
+        return user
+
+    def list_all(self) -> list[User]:
+        return list(self.session.scalars(select(User).order_by(User.id)))
+
+
+class TokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, token: AccessToken) -> AccessToken:
+        self.session.add(token)
+        self.session.flush()
+        return token
+
+    def live_by_hash(self, token_hash: str, now: datetime) -> AccessToken | None:
+        return self.session.scalars(
+            select(AccessToken).where(
+                AccessToken.token_hash == token_hash,
+                AccessToken.revoked_at.is_(None),
+                AccessToken.expires_at > now,
+            )
+        ).one_or_none()

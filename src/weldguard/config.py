@@ -1,0 +1,63 @@
+"""Settings: the one place that reads the environment (prefix ``WELDGUARD_``)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WELDGUARD_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("var"), description="Where the SQLite file and keys live")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default a SQLite file under data_dir"
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Signs cookies and derives the ID-number keys. When unset, one is "
+        "generated once and kept in data_dir/secret.key so restarts keep sessions and "
+        "encrypted ID numbers readable.",
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_hours: int = 12
+    api_token_days: int = 30
+    login_max_failures: int = 5
+    login_lockout_minutes: int = 15
+    cookie_secure: bool = False
+    # argon2id cost; tests lower it so that creating personas stays quick.
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    page_size: int = 20
+    timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+    node_modules_dir: Path | None = Field(
+        default=None, description="Front-end libraries installed by npm; default ./node_modules"
+    )
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'weldguard.sqlite3').resolve()}"
+
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.data_dir / "secret.key"
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        key_file.write_text(key)
+        key_file.chmod(0o600)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

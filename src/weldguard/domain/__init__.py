@@ -1,0 +1,1 @@
+"""Pure domain rules of weldguard: no I/O, no ORM, no clock reads."""

@@ -1,0 +1,24 @@
+"""Imports every model so that metadata is complete (Alembic, tests)."""
+
+from weldguard.auth.models import AccessToken, User
+from weldguard.enterprise.models import Enterprise, Site
+from weldguard.jurisdiction.models import Department, Jurisdiction
+from weldguard.machine.models import Chip, ChipBinding, Machine
+from weldguard.report.models import ImportRun
+from weldguard.welder.models import Certificate, Employment, Welder
+
+__all__ = [
+    "AccessToken",
+    "Certificate",
+    "Chip",
+    "ChipBinding",
+    "Department",
+    "Employment",
+    "Enterprise",
+    "ImportRun",
+    "Jurisdiction",
+    "Machine",
+    "Site",
+    "User",
+    "Welder",
+]
