@@ -3,6 +3,17 @@
 from fastapi import APIRouter
 
 from weldguard.auth.endpoints import router as auth_router
+from weldguard.enterprise.endpoints import router as enterprise_router
+from weldguard.jurisdiction.endpoints import router as jurisdiction_router
+from weldguard.machine.endpoints import router as machine_router
+from weldguard.welder.endpoints import router as welder_router
 
 router = APIRouter()
-router.include_router(auth_router)
+for area_router in (
+    auth_router,
+    jurisdiction_router,
+    enterprise_router,
+    machine_router,
+    welder_router,
+):
+    router.include_router(area_router)

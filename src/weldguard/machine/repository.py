@@ -82,7 +82,7 @@ class MachineRepository:
             .where(scope.enterprise_filter())
             .group_by(Machine.status)
         )
-        return {status: count for status, count in rows.tuples()}
+        return {status: count for status, count in rows}
 
     def add(self, machine: Machine) -> Machine:
         self.session.add(machine)
@@ -119,7 +119,7 @@ class MachineRepository:
             .where(ChipBinding.machine_id == machine_id)
             .order_by(ChipBinding.fitted_at.desc())
         )
-        return [(b, c) for b, c in rows.tuples()]
+        return [(b, c) for b, c in rows]
 
     def current_chips(self, machine_ids: list[int]) -> dict[int, Chip]:
         if not machine_ids:
@@ -129,7 +129,7 @@ class MachineRepository:
             .join(Chip, Chip.id == ChipBinding.chip_id)
             .where(ChipBinding.machine_id.in_(machine_ids), ChipBinding.removed_at.is_(None))
         )
-        return {mid: chip for mid, chip in rows.tuples()}
+        return {mid: chip for mid, chip in rows}
 
     def fitted_count(self, scope: Scope) -> int:
         return self.session.scalar(

@@ -187,7 +187,7 @@ class WelderRepository:
             .where(Employment.welder_id == welder_id)
             .order_by(Employment.start_date.desc())
         )
-        return [(e, ent) for e, ent in rows.tuples()]
+        return [(e, ent) for e, ent in rows]
 
     def open_employment(self, welder_id: int, enterprise_id: int) -> Employment | None:
         return self.session.scalars(
@@ -209,7 +209,7 @@ class WelderRepository:
         rows = self.session.execute(
             select(Welder.id, Welder.name).where(Welder.id.in_(welder_ids))
         )
-        return {wid: name for wid, name in rows.tuples()}
+        return {wid: name for wid, name in rows}
 
     def count_visible(self, scope: Scope) -> int:
         return self.session.scalar(

@@ -148,7 +148,13 @@ class WelderService:
             raise InvalidInput("焊工信息有误", errors)
         existing = self.find_by_id_number(clean.id_number)
         if existing is not None:
-            existing.name = clean.name
+            if existing.name != clean.name:
+                # The same ID under another name is a person-certificate mismatch
+                # (人证不符) or a typo; either way a person must look at it.
+                raise InvalidInput(
+                    "焊工信息有误",
+                    [ErrorDetail("该身份证号已登记，但姓名不一致", field="name")],
+                )
             if clean.phone:
                 existing.phone = clean.phone
             self.session.flush()

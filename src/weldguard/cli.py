@@ -1,0 +1,282 @@
+"""The weldguard command. Each command is a transaction boundary: it commits when
+it succeeds and rolls back when it fails, so a failed import writes nothing."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from sqlalchemy.orm import Session, sessionmaker
+
+from weldguard.auth.models import Role
+from weldguard.auth.scope import Scope
+from weldguard.clock import local_today
+from weldguard.config import Settings, get_settings
+from weldguard.db import make_engine, make_session_factory, transaction, utcnow
+from weldguard.errors import DomainError
+
+app = typer.Typer(no_args_is_help=True, help="weldguard: 电气焊安全监管数字化平台")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema")
+seed_app = typer.Typer(no_args_is_help=True, help="Demo and reference data")
+user_app = typer.Typer(no_args_is_help=True, help="Accounts")
+import_app = typer.Typer(no_args_is_help=True, help="Import spreadsheets")
+export_app = typer.Typer(no_args_is_help=True, help="Export spreadsheets")
+app.add_typer(db_app, name="db")
+app.add_typer(seed_app, name="seed")
+app.add_typer(user_app, name="user")
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
+
+# The command line is the operator's tool: it acts with the whole platform in reach.
+OPERATOR_SCOPE = Scope(role=Role.ADMIN, user_id=0, everything=True)
+
+
+def _factory(settings: Settings) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(settings.resolved_database_url()))
+
+
+def _today(now: datetime) -> date:
+    return local_today(now)
+
+
+def _fail(exc: DomainError) -> None:
+    typer.secho(str(exc), fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply the Alembic migrations (creates the SQLite file when needed)."""
+    from weldguard.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings.resolved_database_url(), revision)
+    typer.echo(f"数据库已升级到 {revision}")
+
+
+@seed_app.command("reference")
+def seed_reference() -> None:
+    """Departments and the demo regions' jurisdiction tree."""
+    from weldguard.seed.reference import load_reference
+
+    with transaction(_factory(get_settings())) as session:
+        nodes = load_reference(session)
+    typer.echo(f"已载入 {len(nodes)} 个行政区划节点和部门目录")
+
+
+@seed_app.command("demo")
+def seed_demo_command() -> None:
+    """Load the demo register (idempotent) and print the demo accounts."""
+    from weldguard.seed.demo import seed_demo
+    from weldguard.welder.identity import IdentityVault
+
+    settings = get_settings()
+    now = utcnow()
+    with transaction(_factory(settings)) as session:
+        summary = seed_demo(
+            session, settings, IdentityVault(settings.resolved_secret_key()), _today(now), now
+        )
+    typer.echo(summary.describe())
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+) -> None:
+    """Run the web application and API."""
+    import uvicorn
+
+    from weldguard.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+@user_app.command("create")
+def user_create(
+    username: Annotated[str, typer.Option()],
+    password: Annotated[str, typer.Option()],
+    role: Annotated[str, typer.Option(help=", ".join(r.value for r in Role))],
+    jurisdiction: Annotated[str | None, typer.Option(help="Division code, e.g. 310105")] = None,
+    department: Annotated[str | None, typer.Option(help="e.g. 应急, 住建, emergency")] = None,
+    enterprise: Annotated[str | None, typer.Option(help="统一社会信用代码")] = None,
+    display_name: Annotated[str, typer.Option()] = "",
+) -> None:
+    """Create an account bound to a jurisdiction, department or enterprise."""
+    from weldguard.auth.service import AuthService, NewUser
+
+    settings = get_settings()
+    try:
+        with transaction(_factory(settings)) as session:
+            user = AuthService(session, settings).create_user(
+                NewUser(
+                    username=username,
+                    password=password,
+                    role=role,
+                    display_name=display_name,
+                    jurisdiction_code=jurisdiction,
+                    department=department,
+                    enterprise_credit_code=enterprise,
+                )
+            )
+            typer.echo(f"已创建用户 {user.username}（{Role(user.role).label}）")
+    except DomainError as exc:
+        _fail(exc)
+
+
+def _print_report(report: object, report_path: Path | None) -> None:
+    from weldguard.report.imports import ImportReport
+
+    assert isinstance(report, ImportReport)
+    for line in report.summary_lines():
+        typer.echo(line)
+    for error in report.errors:
+        column = f"[{error.column}] " if error.column else ""
+        typer.secho(f"  第 {error.row} 行 {column}{error.reason}", fg=typer.colors.RED, err=True)
+    if report.error_count and report_path is not None:
+        report_path.write_bytes(report.to_xlsx())
+        typer.echo(f"错误报告已写入 {report_path}")
+
+
+def _read(path: Path) -> bytes:
+    if not path.is_file():
+        typer.secho(f"找不到文件：{path}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    return path.read_bytes()
+
+
+@import_app.command("enterprises")
+def import_enterprises_command(
+    file: Path,
+    partial: Annotated[bool, typer.Option("--partial", help="Write the good rows even if some are bad")] = False,
+    report: Annotated[Path | None, typer.Option(help="Where to write the error report (xlsx)")] = None,
+) -> None:
+    """Import the enterprise register template (all or nothing unless --partial)."""
+    from weldguard.enterprise.importer import import_enterprises
+
+    content = _read(file)
+    factory = _factory(get_settings())
+    try:
+        with transaction(factory) as session:
+            result = import_enterprises(
+                session, OPERATOR_SCOPE, content, file.name, partial=partial, user_id=None, now=utcnow()
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    _print_report(result, report or file.with_name(file.stem + ".report.xlsx"))
+    if not result.applied:
+        raise typer.Exit(code=1)
+
+
+@import_app.command("certificates")
+def import_certificates_command(
+    file: Path,
+    source: Annotated[str, typer.Option(help="Issuing authority feed, e.g. 应急管理部门")] = "应急管理部门",
+    partial: Annotated[bool, typer.Option("--partial")] = False,
+    report: Annotated[Path | None, typer.Option()] = None,
+) -> None:
+    """Import certificates exported by an issuing authority (CSV or xlsx)."""
+    from weldguard.welder.cert_import import import_certificates
+    from weldguard.welder.identity import IdentityVault
+
+    settings = get_settings()
+    content = _read(file)
+    now = utcnow()
+    try:
+        with transaction(_factory(settings)) as session:
+            result = import_certificates(
+                session,
+                OPERATOR_SCOPE,
+                IdentityVault(settings.resolved_secret_key()),
+                content,
+                file.name,
+                source=source,
+                partial=partial,
+                user_id=None,
+                now=now,
+                today=_today(now),
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    _print_report(result, report or file.with_name(file.stem + ".report.xlsx"))
+    if not result.applied:
+        raise typer.Exit(code=1)
+
+
+def _area_path(session: Session, code: str | None) -> str | None:
+    if code is None:
+        return None
+    from weldguard.jurisdiction.service import get_by_code
+
+    return get_by_code(session, code).path
+
+
+@export_app.command("enterprises")
+def export_enterprises_command(
+    file: Path,
+    jurisdiction: Annotated[str | None, typer.Option(help="Division code to narrow to")] = None,
+) -> None:
+    """Export the enterprise register as xlsx (the import template's columns)."""
+    from weldguard.report.exports import export_enterprises
+
+    try:
+        with transaction(_factory(get_settings())) as session:
+            content = export_enterprises(session, OPERATOR_SCOPE, _area_path(session, jurisdiction))
+    except DomainError as exc:
+        _fail(exc)
+        return
+    file.write_bytes(content)
+    typer.echo(f"已导出到 {file}")
+
+
+@export_app.command("monthly")
+def export_monthly_command(
+    file: Path,
+    month: Annotated[str | None, typer.Option(help="YYYY-MM, default this month")] = None,
+    jurisdiction: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Export the monthly welding basic-information table (电气焊作业基础信息表)."""
+    from weldguard.report.exports import export_monthly_basic_info
+
+    today = _today(utcnow())
+    try:
+        first = (
+            datetime.strptime(month, "%Y-%m").date() if month else today.replace(day=1)
+        )
+    except ValueError:
+        typer.secho(f"月份格式应为 YYYY-MM：{month}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        with transaction(_factory(get_settings())) as session:
+            content = export_monthly_basic_info(
+                session, OPERATOR_SCOPE, first, _area_path(session, jurisdiction), today
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    file.write_bytes(content)
+    typer.echo(f"已导出到 {file}")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
