@@ -126,7 +126,9 @@ def client(settings: Settings, session_factory: sessionmaker[Session]) -> Iterat
         yield test_client
 
 
-def login_headers(client: TestClient, username: str, password: str = "password123") -> dict[str, str]:
+def login_headers(
+    client: TestClient, username: str, password: str = "password123"
+) -> dict[str, str]:
     response = client.post("/api/v1/auth/token", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}

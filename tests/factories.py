@@ -62,7 +62,13 @@ class World:
 
 
 def enterprise_row(
-    n: int, name: str, district: str, street: str, sector: str = "工贸", city: str = "上海市", **extra: object
+    n: int,
+    name: str,
+    district: str,
+    street: str,
+    sector: str = "工贸",
+    city: str = "上海市",
+    **extra: object,
 ) -> dict[str, object]:
     row: dict[str, object] = {
         "name": name,
@@ -98,7 +104,14 @@ def build_world(session: Session, settings: Settings, vault: IdentityVault) -> W
     specs = {
         "A": enterprise_row(1, "长宁华阳机电维修有限公司", "长宁区", "华阳路街道"),
         "B": enterprise_row(2, "新泾钢结构工程有限公司", "长宁区", "新泾镇", sector="施工工地"),
-        "C": enterprise_row(3, "虹桥商场管理有限公司", "长宁区", "虹桥街道", sector="人员密集场所", crowded_subtype="商场（市场）"),
+        "C": enterprise_row(
+            3,
+            "虹桥商场管理有限公司",
+            "长宁区",
+            "虹桥街道",
+            sector="人员密集场所",
+            crowded_subtype="商场（市场）",
+        ),
         "Z": enterprise_row(4, "郑州中原重工机械有限公司", "中原区", "", city="郑州市"),
     }
     for key, row in specs.items():
@@ -119,12 +132,16 @@ def build_world(session: Session, settings: Settings, vault: IdentityVault) -> W
             NOW,
         )
         world.machines[key] = machine
-    machines.fit_chip(world.machines["A"], "WGC000001", "860000000000001", "89860000000000000001", "安装员", NOW)
+    machines.fit_chip(
+        world.machines["A"], "WGC000001", "860000000000001", "89860000000000000001", "安装员", NOW
+    )
 
     welders = WelderService(session, vault)
     for index, key in enumerate(world.enterprises, start=1):
         number = id_number(index)
-        welder = welders.register(WelderInput(name=f"焊工{key}", id_number=number, phone=f"1390000000{index}"), TODAY)
+        welder = welders.register(
+            WelderInput(name=f"焊工{key}", id_number=number, phone=f"1390000000{index}"), TODAY
+        )
         welders.upsert_certificate(
             welder,
             CertificateInput(
@@ -146,13 +163,29 @@ def build_world(session: Session, settings: Settings, vault: IdentityVault) -> W
     ent = world.enterprises
     for new in (
         NewUser(p.admin, PASSWORD, "admin"),
-        NewUser(p.reg_changning, PASSWORD, "regulator", jurisdiction_code="310105", department="应急"),
-        NewUser(p.reg_changning_housing, PASSWORD, "regulator", jurisdiction_code="310105", department="住建"),
-        NewUser(p.reg_huayang, PASSWORD, "regulator", jurisdiction_code="310105001", department="应急"),
-        NewUser(p.reg_zhengzhou, PASSWORD, "regulator", jurisdiction_code="410100", department="应急"),
+        NewUser(
+            p.reg_changning, PASSWORD, "regulator", jurisdiction_code="310105", department="应急"
+        ),
+        NewUser(
+            p.reg_changning_housing,
+            PASSWORD,
+            "regulator",
+            jurisdiction_code="310105",
+            department="住建",
+        ),
+        NewUser(
+            p.reg_huayang, PASSWORD, "regulator", jurisdiction_code="310105001", department="应急"
+        ),
+        NewUser(
+            p.reg_zhengzhou, PASSWORD, "regulator", jurisdiction_code="410100", department="应急"
+        ),
         NewUser(p.inspector_xinjing, PASSWORD, "inspector", jurisdiction_code="310105102"),
-        NewUser(p.ent_admin_a, PASSWORD, "enterprise_admin", enterprise_credit_code=ent["A"].credit_code),
-        NewUser(p.safety_b, PASSWORD, "safety_officer", enterprise_credit_code=ent["B"].credit_code),
+        NewUser(
+            p.ent_admin_a, PASSWORD, "enterprise_admin", enterprise_credit_code=ent["A"].credit_code
+        ),
+        NewUser(
+            p.safety_b, PASSWORD, "safety_officer", enterprise_credit_code=ent["B"].credit_code
+        ),
         NewUser(p.welder_one, PASSWORD, "welder", welder_id=world.welders["A"].id),
         NewUser(p.installer, PASSWORD, "installer", jurisdiction_code="310105"),
     ):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
-from weldguard.clock import local_today
+from weldguard.clock import local_today, parse_month
 from weldguard.config import Settings, get_settings
 from weldguard.db import make_engine, make_session_factory, transaction, utcnow
 from weldguard.errors import DomainError
@@ -159,8 +159,12 @@ def _read(path: Path) -> bytes:
 @import_app.command("enterprises")
 def import_enterprises_command(
     file: Path,
-    partial: Annotated[bool, typer.Option("--partial", help="Write the good rows even if some are bad")] = False,
-    report: Annotated[Path | None, typer.Option(help="Where to write the error report (xlsx)")] = None,
+    partial: Annotated[
+        bool, typer.Option("--partial", help="Write the good rows even if some are bad")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Where to write the error report (xlsx)")
+    ] = None,
 ) -> None:
     """Import the enterprise register template (all or nothing unless --partial)."""
     from weldguard.enterprise.importer import import_enterprises
@@ -170,7 +174,13 @@ def import_enterprises_command(
     try:
         with transaction(factory) as session:
             result = import_enterprises(
-                session, OPERATOR_SCOPE, content, file.name, partial=partial, user_id=None, now=utcnow()
+                session,
+                OPERATOR_SCOPE,
+                content,
+                file.name,
+                partial=partial,
+                user_id=None,
+                now=utcnow(),
             )
     except DomainError as exc:
         _fail(exc)
@@ -183,7 +193,9 @@ def import_enterprises_command(
 @import_app.command("certificates")
 def import_certificates_command(
     file: Path,
-    source: Annotated[str, typer.Option(help="Issuing authority feed, e.g. 应急管理部门")] = "应急管理部门",
+    source: Annotated[
+        str, typer.Option(help="Issuing authority feed, e.g. 应急管理部门")
+    ] = "应急管理部门",
     partial: Annotated[bool, typer.Option("--partial")] = False,
     report: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
@@ -253,11 +265,9 @@ def export_monthly_command(
 
     today = _today(utcnow())
     try:
-        first = (
-            datetime.strptime(month, "%Y-%m").date() if month else today.replace(day=1)
-        )
-    except ValueError:
-        typer.secho(f"月份格式应为 YYYY-MM：{month}", fg=typer.colors.RED, err=True)
+        first = parse_month(month) if month else today.replace(day=1)
+    except ValueError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from None
     try:
         with transaction(_factory(get_settings())) as session:

@@ -26,7 +26,7 @@ class Page(Generic[T]):
         return max(1, (self.total + self.size - 1) // self.size)
 
 
-def paginate(session: Session, stmt: Select[tuple[T]], page: int, size: int) -> Page[T]:
+def paginate(session: Session, stmt: Select[T], page: int, size: int) -> Page[T]:
     size = min(max(1, size), MAX_PAGE_SIZE)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     page = max(1, page)

@@ -4,7 +4,9 @@ from tests.factories import Personas
 
 
 def test_token_login_and_me(client: TestClient, personas: Personas) -> None:
-    response = client.post("/api/v1/auth/token", json={"username": personas.reg_changning, "password": "password123"})
+    response = client.post(
+        "/api/v1/auth/token", json={"username": personas.reg_changning, "password": "password123"}
+    )
     assert response.status_code == 200
     token = response.json()["access_token"]
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
@@ -13,21 +15,35 @@ def test_token_login_and_me(client: TestClient, personas: Personas) -> None:
     assert me.json()["role_label"] == "监管人员"
 
 
-def test_wrong_password_is_401_with_one_error_format(client: TestClient, personas: Personas) -> None:
-    response = client.post("/api/v1/auth/token", json={"username": personas.admin, "password": "nope"})
+def test_wrong_password_is_401_with_one_error_format(
+    client: TestClient, personas: Personas
+) -> None:
+    response = client.post(
+        "/api/v1/auth/token", json={"username": personas.admin, "password": "nope"}
+    )
     assert response.status_code == 401
     assert response.json() == {"error": {"code": "unauthenticated", "message": "用户名或密码错误"}}
 
 
 def test_lockout_after_repeated_failures(client: TestClient, personas: Personas) -> None:
     for _ in range(5):
-        assert client.post("/api/v1/auth/token", json={"username": personas.admin, "password": "bad"}).status_code == 401
-    locked = client.post("/api/v1/auth/token", json={"username": personas.admin, "password": "password123"})
+        assert (
+            client.post(
+                "/api/v1/auth/token", json={"username": personas.admin, "password": "bad"}
+            ).status_code
+            == 401
+        )
+    locked = client.post(
+        "/api/v1/auth/token", json={"username": personas.admin, "password": "password123"}
+    )
     assert locked.status_code == 423
     assert "锁定" in locked.json()["error"]["message"]
 
 
 def test_unknown_user_and_no_token(client: TestClient, world: object) -> None:
-    assert client.post("/api/v1/auth/token", json={"username": "ghost", "password": "x"}).status_code == 401
+    assert (
+        client.post("/api/v1/auth/token", json={"username": "ghost", "password": "x"}).status_code
+        == 401
+    )
     assert client.get("/api/v1/me").status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": "Bearer forged"}).status_code == 401

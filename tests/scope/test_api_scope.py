@@ -29,7 +29,11 @@ PERSONAS = sorted(VISIBLE)
 
 
 def _keys_by_id(world: World, kind: str) -> dict[int, str]:
-    source = {"enterprises": world.enterprises, "machines": world.machines, "welders": world.welders}[kind]
+    source = {
+        "enterprises": world.enterprises,
+        "machines": world.machines,
+        "welders": world.welders,
+    }[kind]
     return {obj.id: key for key, obj in source.items()}
 
 
@@ -56,7 +60,9 @@ def test_lists_and_details_stay_in_scope(
 
 
 @pytest.mark.parametrize("username", PERSONAS)
-def test_certificates_stay_in_scope(client: TestClient, world: World, as_user: Headers, username: str) -> None:
+def test_certificates_stay_in_scope(
+    client: TestClient, world: World, as_user: Headers, username: str
+) -> None:
     headers = as_user(username)
     expected_welders = {"A"} if username == "welder_one" else VISIBLE[username]
     listed = client.get("/api/v1/certificates", params={"size": 200}, headers=headers).json()
@@ -64,11 +70,15 @@ def test_certificates_stay_in_scope(client: TestClient, world: World, as_user: H
     assert {welder_keys[c["welder_id"]] for c in listed["items"]} == expected_welders
     admin = as_user("admin")
     for certificate in client.get("/api/v1/certificates", headers=admin).json()["items"]:
-        status = client.get(f"/api/v1/certificates/{certificate['id']}", headers=headers).status_code
+        status = client.get(
+            f"/api/v1/certificates/{certificate['id']}", headers=headers
+        ).status_code
         assert status == (200 if welder_keys[certificate["welder_id"]] in expected_welders else 404)
 
 
-def test_missing_and_foreign_records_answer_alike(client: TestClient, world: World, as_user: Headers) -> None:
+def test_missing_and_foreign_records_answer_alike(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
     headers = as_user("reg_huayang")
     foreign = client.get(f"/api/v1/enterprises/{world.enterprises['Z'].id}", headers=headers)
     missing = client.get("/api/v1/enterprises/999999", headers=headers)
@@ -105,8 +115,12 @@ def test_machine_writes_stay_in_scope(
     assert response.status_code == status, response.text
 
 
-def test_retiring_a_foreign_machine_is_404(client: TestClient, world: World, as_user: Headers) -> None:
-    response = client.post(f"/api/v1/machines/{world.machines['B'].id}/retire", headers=as_user("ent_a"))
+def test_retiring_a_foreign_machine_is_404(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
+    response = client.post(
+        f"/api/v1/machines/{world.machines['B'].id}/retire", headers=as_user("ent_a")
+    )
     assert response.status_code == 404
     own = client.post(f"/api/v1/machines/{world.machines['A'].id}/retire", headers=as_user("ent_a"))
     assert own.status_code == 200
@@ -127,7 +141,12 @@ def test_regulator_cannot_register_enterprises_outside_area(
     assert response.status_code == 422
     assert response.json()["error"]["details"][0]["reason"] == "所属区域不在您的管辖范围内"
     inside = api_row(51, "长宁新建焊接有限公司", "长宁区", "天山路街道")
-    assert client.post("/api/v1/enterprises", json=inside, headers=as_user("reg_changning")).status_code == 201
+    assert (
+        client.post(
+            "/api/v1/enterprises", json=inside, headers=as_user("reg_changning")
+        ).status_code
+        == 201
+    )
     # An enterprise registered elsewhere cannot be taken over by re-registering it.
     takeover = api_row(4, "郑州中原重工机械有限公司", "长宁区", "天山路街道")
     response = client.post("/api/v1/enterprises", json=takeover, headers=as_user("reg_changning"))
@@ -135,27 +154,48 @@ def test_regulator_cannot_register_enterprises_outside_area(
     assert response.json()["error"]["details"][0]["reason"] == "该统一社会信用代码已由其他辖区登记"
 
 
-def test_enterprise_users_cannot_edit_the_register(client: TestClient, world: World, as_user: Headers) -> None:
+def test_enterprise_users_cannot_edit_the_register(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
     row = api_row(1, "改名公司", "长宁区", "华阳路街道")
-    response = client.put(f"/api/v1/enterprises/{world.enterprises['A'].id}", json=row, headers=as_user("ent_a"))
+    response = client.put(
+        f"/api/v1/enterprises/{world.enterprises['A'].id}", json=row, headers=as_user("ent_a")
+    )
     assert response.status_code == 403
 
 
-def test_foreign_sites_hours_and_employment_are_404(client: TestClient, world: World, as_user: Headers) -> None:
+def test_foreign_sites_hours_and_employment_are_404(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
     headers = as_user("ent_a")
     b = world.enterprises["B"].id
     assert client.get(f"/api/v1/enterprises/{b}/sites", headers=headers).status_code == 404
-    assert client.post(f"/api/v1/enterprises/{b}/sites", json={"name": "车间"}, headers=headers).status_code == 404
+    assert (
+        client.post(
+            f"/api/v1/enterprises/{b}/sites", json={"name": "车间"}, headers=headers
+        ).status_code
+        == 404
+    )
     hours = [{"days": [1, 2], "open": "09:00", "close": "18:00"}]
-    assert client.put(f"/api/v1/enterprises/{b}/opening-hours", json=hours, headers=headers).status_code == 404
+    assert (
+        client.put(
+            f"/api/v1/enterprises/{b}/opening-hours", json=hours, headers=headers
+        ).status_code
+        == 404
+    )
     welder = {"name": "新焊工", "id_number": id_number(90), "enterprise_id": b}
     assert client.post("/api/v1/welders", json=welder, headers=headers).status_code == 404
     welder["enterprise_id"] = world.enterprises["A"].id
     assert client.post("/api/v1/welders", json=welder, headers=headers).status_code == 201
 
 
-def test_jurisdiction_tree_is_the_callers_subtree(client: TestClient, world: World, as_user: Headers) -> None:
-    codes = {n["code"] for n in client.get("/api/v1/jurisdictions", headers=as_user("reg_changning")).json()}
+def test_jurisdiction_tree_is_the_callers_subtree(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
+    codes = {
+        n["code"]
+        for n in client.get("/api/v1/jurisdictions", headers=as_user("reg_changning")).json()
+    }
     assert "310105" in codes and "310105102" in codes
     assert not any(code.startswith("41") for code in codes)
     assert client.get("/api/v1/jurisdictions", headers=as_user("ent_a")).json() == []

@@ -14,7 +14,11 @@ from weldguard.jurisdiction.repository import DepartmentRepository, Jurisdiction
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/token", response_model=TokenOut, summary="Exchange username and password for a bearer token")
+@router.post(
+    "/auth/token",
+    response_model=TokenOut,
+    summary="Exchange username and password for a bearer token",
+)
 def login(
     body: LoginIn, session: DbSession, now: Now, state: AppState = Depends(app_state)
 ) -> TokenOut:

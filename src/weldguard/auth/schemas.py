@@ -11,7 +11,7 @@ class LoginIn(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105  (a scheme name, not a secret)
     expires_at: str
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, and_, exists, false, select, true
+from sqlalchemy.orm import InstrumentedAttribute
 
 from weldguard.auth.models import Role
 from weldguard.enterprise.models import Enterprise
@@ -101,7 +102,9 @@ class Scope:
             clause = and_(clause, Enterprise.sector.in_(sorted(self.sectors)))
         return clause
 
-    def welder_filter(self, welder_id_column: ColumnElement[int]) -> ColumnElement[bool]:
+    def welder_filter(
+        self, welder_id_column: ColumnElement[int] | InstrumentedAttribute[int]
+    ) -> ColumnElement[bool]:
         """Welders are visible to a welder (themself) and to anyone who sees an
         enterprise that employs them (past or present: history stays reviewable)."""
         if self.everything:

@@ -63,9 +63,7 @@ class AuthService:
         elif self.users.by_username(username) is not None:
             raise Conflict(f"用户名 {username} 已存在")
         if len(new.password) < MIN_PASSWORD_LENGTH:
-            errors.append(
-                ErrorDetail(f"密码至少 {MIN_PASSWORD_LENGTH} 个字符", field="password")
-            )
+            errors.append(ErrorDetail(f"密码至少 {MIN_PASSWORD_LENGTH} 个字符", field="password"))
         try:
             role = Role(new.role)
         except ValueError:

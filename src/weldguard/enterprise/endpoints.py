@@ -67,7 +67,9 @@ def get_enterprise(enterprise_id: int, session: DbSession, scope: CurrentScope) 
     return EnterpriseOut.model_validate(EnterpriseService(session).get(scope, enterprise_id))
 
 
-def _save(session: DbSession, scope: CurrentScope, body: EnterpriseIn) -> tuple[EnterpriseOut, bool]:
+def _save(
+    session: DbSession, scope: CurrentScope, body: EnterpriseIn
+) -> tuple[EnterpriseOut, bool]:
     data, errors = validate_enterprise(body.model_dump(), PlaceResolver(session))
     if data is None:
         raise InvalidInput("企业信息有误", errors)

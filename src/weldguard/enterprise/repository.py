@@ -55,7 +55,7 @@ class EnterpriseRepository:
             )
         ).one_or_none()
 
-    def search_statement(self, scope: Scope, f: EnterpriseFilter) -> Select[tuple[Enterprise]]:
+    def search_statement(self, scope: Scope, f: EnterpriseFilter) -> Select[Enterprise]:
         stmt = select(Enterprise).where(scope.enterprise_filter())
         if f.q:
             like = f"%{f.q.strip()}%"
@@ -85,9 +85,10 @@ class EnterpriseRepository:
         return list(self.session.scalars(self.search_statement(scope, f or EnterpriseFilter())))
 
     def count_visible(self, scope: Scope) -> int:
-        return self.session.scalar(
-            select(func.count(Enterprise.id)).where(scope.enterprise_filter())
-        ) or 0
+        return (
+            self.session.scalar(select(func.count(Enterprise.id)).where(scope.enterprise_filter()))
+            or 0
+        )
 
     def add(self, enterprise: Enterprise) -> Enterprise:
         self.session.add(enterprise)

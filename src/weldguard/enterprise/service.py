@@ -108,8 +108,10 @@ def validate_opening_hours(hours: list[dict[str, object]]) -> list[ErrorDetail]:
     for index, window in enumerate(hours):
         where = f"opening_hours[{index}]"
         days = window.get("days")
-        if not isinstance(days, list) or not days or any(
-            not isinstance(d, int) or not 1 <= d <= 7 for d in days
+        if (
+            not isinstance(days, list)
+            or not days
+            or any(not isinstance(d, int) or not 1 <= d <= 7 for d in days)
         ):
             errors.append(ErrorDetail("days 应为 1–7（周一至周日）的列表", field=f"{where}.days"))
         start, end = _hhmm(window.get("open")), _hhmm(window.get("close"))
@@ -138,9 +140,9 @@ def validate_site(
         errors.append(ErrorDetail("纬度应在 -90 到 90 之间", field="latitude"))
     if longitude is not None and not -180 <= longitude <= 180:
         errors.append(ErrorDetail("经度应在 -180 到 180 之间", field="longitude"))
-    if polygon is not None:
-        if len(polygon) < 3 or any(
-            len(p) != 2 or not -90 <= p[0] <= 90 or not -180 <= p[1] <= 180 for p in polygon
-        ):
-            errors.append(ErrorDetail("多边形至少 3 个 [纬度, 经度] 点", field="polygon"))
+    if polygon is not None and (
+        len(polygon) < 3
+        or any(len(p) != 2 or not -90 <= p[0] <= 90 or not -180 <= p[1] <= 180 for p in polygon)
+    ):
+        errors.append(ErrorDetail("多边形至少 3 个 [纬度, 经度] 点", field="polygon"))
     return errors

@@ -38,7 +38,9 @@ class JurisdictionRepository:
             if parent_id is None
             else Jurisdiction.parent_id == parent_id
         )
-        return list(self.session.scalars(select(Jurisdiction).where(clause).order_by(Jurisdiction.code)))
+        return list(
+            self.session.scalars(select(Jurisdiction).where(clause).order_by(Jurisdiction.code))
+        )
 
     def add(self, node: Jurisdiction) -> Jurisdiction:
         self.session.add(node)

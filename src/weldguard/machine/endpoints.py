@@ -92,12 +92,16 @@ def get_machine(machine_id: int, session: DbSession, scope: CurrentScope) -> Mac
 
 
 @router.post("", response_model=MachineOut, status_code=201)
-def register_machine(body: MachineIn, session: DbSession, scope: CurrentScope, now: Now) -> MachineOut:
+def register_machine(
+    body: MachineIn, session: DbSession, scope: CurrentScope, now: Now
+) -> MachineOut:
     machine = MachineService(session).register(scope, MachineInput(**body.model_dump()), now)
     return _out(machine, MachineRepository(session))
 
 
 @router.post("/{machine_id}/retire", response_model=MachineOut)
-def retire_machine(machine_id: int, session: DbSession, scope: CurrentScope, now: Now) -> MachineOut:
+def retire_machine(
+    machine_id: int, session: DbSession, scope: CurrentScope, now: Now
+) -> MachineOut:
     machine = MachineService(session).retire(scope, machine_id, now)
     return _out(machine, MachineRepository(session))

@@ -26,7 +26,7 @@ class MachineRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def _scoped(self, scope: Scope) -> Select[tuple[Machine]]:
+    def _scoped(self, scope: Scope) -> Select[Machine]:
         return (
             select(Machine)
             .join(Enterprise, Enterprise.id == Machine.enterprise_id)
@@ -50,7 +50,7 @@ class MachineRepository:
             select(Machine).where(Machine.make == make, Machine.serial_number == serial_number)
         ).one_or_none()
 
-    def search_statement(self, scope: Scope, f: MachineFilter) -> Select[tuple[Machine]]:
+    def search_statement(self, scope: Scope, f: MachineFilter) -> Select[Machine]:
         stmt = self._scoped(scope)
         if f.q:
             like = f"%{f.q.strip()}%"
@@ -132,8 +132,11 @@ class MachineRepository:
         return {mid: chip for mid, chip in rows}
 
     def fitted_count(self, scope: Scope) -> int:
-        return self.session.scalar(
-            select(func.count(Machine.id))
-            .join(Enterprise, Enterprise.id == Machine.enterprise_id)
-            .where(scope.enterprise_filter(), Machine.status == MachineStatus.CHIP_FITTED.value)
-        ) or 0
+        return (
+            self.session.scalar(
+                select(func.count(Machine.id))
+                .join(Enterprise, Enterprise.id == Machine.enterprise_id)
+                .where(scope.enterprise_filter(), Machine.status == MachineStatus.CHIP_FITTED.value)
+            )
+            or 0
+        )

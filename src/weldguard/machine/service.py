@@ -50,7 +50,9 @@ def validate_machine(data: MachineInput) -> list[ErrorDetail]:
         WeldingProcess(data.process)
     except ValueError:
         options = "、".join(f"{p.value}({p.label})" for p in WeldingProcess)
-        errors.append(ErrorDetail(f"未知的焊接工艺“{data.process}”，可选：{options}", field="process"))
+        errors.append(
+            ErrorDetail(f"未知的焊接工艺“{data.process}”，可选：{options}", field="process")
+        )
     if not 1 <= data.rated_current_a <= MAX_RATED_CURRENT_A:
         errors.append(
             ErrorDetail(f"额定电流应在 1 到 {MAX_RATED_CURRENT_A} A 之间", field="rated_current_a")

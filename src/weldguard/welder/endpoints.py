@@ -100,7 +100,9 @@ def list_welders(
 
 
 @router.get("/welders/{welder_id}", response_model=WelderDetailOut)
-def get_welder(welder_id: int, session: DbSession, scope: CurrentScope, now: Now) -> WelderDetailOut:
+def get_welder(
+    welder_id: int, session: DbSession, scope: CurrentScope, now: Now
+) -> WelderDetailOut:
     repo = WelderRepository(session)
     welder = repo.visible(scope, welder_id)
     if welder is None:
@@ -180,7 +182,9 @@ def list_certificates(
     today = local_today(now)
     result = WelderRepository(session).search_certificates(
         scope,
-        CertificateFilter(q=q, kind=kind, status=status, source=source, enterprise_id=enterprise_id),
+        CertificateFilter(
+            q=q, kind=kind, status=status, source=source, enterprise_id=enterprise_id
+        ),
         today,
         page,
         size,

@@ -24,7 +24,9 @@ def _derive(secret: str, purpose: bytes) -> bytes:
 class IdentityVault:
     def __init__(self, secret: str) -> None:
         self._hash_key = _derive(secret, b"weldguard id-number hash v1")
-        self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret, b"weldguard id-number enc v1")))
+        self._fernet = Fernet(
+            base64.urlsafe_b64encode(_derive(secret, b"weldguard id-number enc v1"))
+        )
 
     def lookup_hash(self, value: str) -> str:
         return hmac.new(self._hash_key, value.encode(), hashlib.sha256).hexdigest()

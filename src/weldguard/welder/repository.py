@@ -95,9 +95,7 @@ class WelderRepository:
             .where(Employment.welder_id == Welder.id, Employment.end_date.is_(None), *conditions)
         )
 
-    def search_statement(
-        self, scope: Scope, f: WelderFilter, today: date
-    ) -> Select[tuple[Welder]]:
+    def search_statement(self, scope: Scope, f: WelderFilter, today: date) -> Select[Welder]:
         stmt = select(Welder).where(scope.welder_filter(Welder.id))
         if f.q:
             like = f"%{f.q.strip()}%"
@@ -149,7 +147,7 @@ class WelderRepository:
 
     def certificate_search_statement(
         self, scope: Scope, f: CertificateFilter, today: date
-    ) -> Select[tuple[Certificate]]:
+    ) -> Select[Certificate]:
         stmt = select(Certificate).where(scope.welder_filter(Certificate.welder_id))
         if f.q:
             holders = select(Welder.id).where(Welder.name.like(f"%{f.q.strip()}%"))
@@ -206,12 +204,11 @@ class WelderRepository:
     def names_by_ids(self, welder_ids: list[int]) -> dict[int, str]:
         if not welder_ids:
             return {}
-        rows = self.session.execute(
-            select(Welder.id, Welder.name).where(Welder.id.in_(welder_ids))
-        )
+        rows = self.session.execute(select(Welder.id, Welder.name).where(Welder.id.in_(welder_ids)))
         return {wid: name for wid, name in rows}
 
     def count_visible(self, scope: Scope) -> int:
-        return self.session.scalar(
-            select(func.count(Welder.id)).where(scope.welder_filter(Welder.id))
-        ) or 0
+        return (
+            self.session.scalar(select(func.count(Welder.id)).where(scope.welder_filter(Welder.id)))
+            or 0
+        )

@@ -7,7 +7,9 @@ from pydantic import BaseModel, Field
 
 class WelderIn(BaseModel):
     name: str = Field(max_length=256)
-    id_number: str = Field(max_length=64, description="身份证号; stored hashed and encrypted, never returned")
+    id_number: str = Field(
+        max_length=64, description="身份证号; stored hashed and encrypted, never returned"
+    )
     phone: str | None = Field(default=None, max_length=32)
     enterprise_id: int = Field(description="The employing enterprise")
 

@@ -111,7 +111,9 @@ def validate_certificate(
     if not number or len(number) > 64:
         errors.append(ErrorDetail("证书编号不能为空且不超过 64 个字符", field="number"))
     elif id_number and not holder_matches_number(kind, number, id_number):
-        errors.append(ErrorDetail("特种作业操作证编号应为 T + 持证人身份证号（人证不符）", field="number"))
+        errors.append(
+            ErrorDetail("特种作业操作证编号应为 T + 持证人身份证号（人证不符）", field="number")
+        )
     if not data.issuing_authority.strip():
         errors.append(ErrorDetail("发证机关不能为空", field="issuing_authority"))
     if data.expiry_date is not None and data.expiry_date < data.issue_date:
@@ -203,9 +205,7 @@ class WelderService:
         self.session.flush()
         return certificate, created
 
-    def employ(
-        self, scope: Scope, welder: Welder, enterprise_id: int, start: date
-    ) -> Employment:
+    def employ(self, scope: Scope, welder: Welder, enterprise_id: int, start: date) -> Employment:
         scope.require(Action.MANAGE_ENTERPRISE_ASSETS)
         enterprise = EnterpriseRepository(self.session).visible(scope, enterprise_id)
         if enterprise is None:
