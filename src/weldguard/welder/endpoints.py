@@ -54,6 +54,7 @@ def certificate_out(certificate: Certificate, today: date) -> CertificateOut:
         status=status.value,
         status_label=status.label,
         status_reason=certificate_status_reason(facts_of(certificate), today),
+        confirmed_by_enterprise_id=certificate.confirmed_by_enterprise_id,
     )
 
 
@@ -205,4 +206,16 @@ def get_certificate(
     certificate = WelderRepository(session).visible_certificate(scope, certificate_id)
     if certificate is None:
         raise NotFound("证书不存在")
+    return certificate_out(certificate, local_today(now))
+
+
+@router.post("/certificates/{certificate_id}/confirm", response_model=CertificateOut)
+def confirm_certificate(
+    certificate_id: int, session: DbSession, scope: CurrentScope, now: Now, vault: Vault
+) -> CertificateOut:
+    """Provisional acceptance of a pending certificate by the employing enterprise."""
+    certificate = WelderRepository(session).visible_certificate(scope, certificate_id)
+    if certificate is None:
+        raise NotFound("证书不存在")
+    WelderService(session, vault).confirm_provisionally(scope, certificate, now)
     return certificate_out(certificate, local_today(now))

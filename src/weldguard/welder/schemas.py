@@ -29,6 +29,7 @@ class CertificateOut(BaseModel):
     status: str
     status_label: str
     status_reason: str
+    confirmed_by_enterprise_id: int | None = None
 
 
 class EmploymentOut(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from weldguard.domain.ids import (
     normalize_mobile_phone,
 )
 from weldguard.enterprise.repository import EnterpriseRepository
-from weldguard.errors import ErrorDetail, InvalidInput, NotFound
+from weldguard.errors import ErrorDetail, InvalidInput, NotFound, PermissionDenied
 from weldguard.welder.identity import IdentityVault, mask_certificate_number
 from weldguard.welder.models import Certificate, Employment, Welder
 from weldguard.welder.repository import WelderRepository
@@ -204,6 +204,25 @@ class WelderService:
         certificate.verified = facts.verified
         self.session.flush()
         return certificate, created
+
+    def confirm_provisionally(
+        self, scope: Scope, certificate: Certificate, now: datetime
+    ) -> Certificate:
+        """An enterprise vouches for a certificate not yet in the national query
+        service (it takes about 3 days to appear); re-checked when a feed has it."""
+        scope.require(Action.MANAGE_ENTERPRISE_ASSETS)
+        if scope.enterprise_id is None:
+            raise PermissionDenied("只有企业账号可以临时确认证书")
+        if certificate.verified:
+            raise InvalidInput(
+                "无需确认", [ErrorDetail("证书已在发证机关数据中核验", field="verified")]
+            )
+        if self.repo.open_employment(certificate.welder_id, scope.enterprise_id) is None:
+            raise NotFound("证书不存在")
+        certificate.confirmed_by_enterprise_id = scope.enterprise_id
+        certificate.confirmed_at = now
+        self.session.flush()
+        return certificate
 
     def employ(self, scope: Scope, welder: Welder, enterprise_id: int, start: date) -> Employment:
         scope.require(Action.MANAGE_ENTERPRISE_ASSETS)
