@@ -6,6 +6,7 @@ from weldguard.auth.endpoints import router as auth_router
 from weldguard.enterprise.endpoints import router as enterprise_router
 from weldguard.jurisdiction.endpoints import router as jurisdiction_router
 from weldguard.machine.endpoints import router as machine_router
+from weldguard.report.endpoints import router as report_router
 from weldguard.welder.endpoints import router as welder_router
 
 router = APIRouter()
@@ -15,5 +16,6 @@ for area_router in (
     enterprise_router,
     machine_router,
     welder_router,
+    report_router,
 ):
     router.include_router(area_router)

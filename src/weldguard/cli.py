@@ -80,7 +80,8 @@ def seed_demo_command() -> None:
         summary = seed_demo(
             session, settings, IdentityVault(settings.resolved_secret_key()), _today(now), now
         )
-    typer.echo(summary.describe())
+    for line in summary.lines():
+        typer.echo(line)
 
 
 @app.command("serve")
