@@ -94,6 +94,8 @@ def current_scope(
 
 CurrentUser = Annotated[User, Depends(current_user)]
 CurrentScope = Annotated[Scope, Depends(current_scope)]
+
+
 def get_vault(state: Annotated[AppState, Depends(app_state)]) -> IdentityVault:
     return state.vault
 

@@ -1,0 +1,311 @@
+"""The register: lists (search, filters, pagination, htmx live filtering) and
+detail pages of enterprises, machines, welders and certificates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from weldguard.deps import DbSession
+from weldguard.domain.certificates import CertificateKind, CertificateStatus
+from weldguard.enterprise.fields import PRODUCTION_STATUSES
+from weldguard.enterprise.repository import EnterpriseFilter, EnterpriseRepository
+from weldguard.enterprise.service import EnterpriseService
+from weldguard.errors import NotFound
+from weldguard.jurisdiction.models import Jurisdiction
+from weldguard.jurisdiction.repository import JurisdictionRepository
+from weldguard.jurisdiction.service import CROWDED_SUBTYPES, SECTORS
+from weldguard.machine.models import MachineStatus, WeldingProcess
+from weldguard.machine.repository import MachineFilter, MachineRepository
+from weldguard.report.stats import enterprise_counts
+from weldguard.web.common import (
+    bool_param,
+    choice_param,
+    int_param,
+    is_htmx,
+    make_pager,
+    render,
+    settings_of,
+    text_param,
+)
+from weldguard.web.context import PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.views import (
+    certificate_row,
+    certificate_rows,
+    employment_rows,
+    machine_rows,
+    shown_phone,
+    welder_rows,
+)
+from weldguard.welder.repository import CertificateFilter, WelderFilter, WelderRepository
+
+router = APIRouter()
+
+PROCESS_OPTIONS = {p.value: p.label for p in WeldingProcess}
+MACHINE_STATUS_OPTIONS = {s.value: s.label for s in MachineStatus}
+KIND_OPTIONS = {k.value: k.label for k in CertificateKind}
+STATUS_OPTIONS = {s.value: s.label for s in CertificateStatus}
+# Certificate feeds: the issuing authorities that share their databases.
+SOURCE_OPTIONS = tuple(dict.fromkeys(k.issuer_label for k in CertificateKind))
+
+
+def _page_number(params: Mapping[str, str]) -> int:
+    return int_param(params.get("page")) or 1
+
+
+def _list_response(
+    request: Request, template: str, partial: str, context: dict[str, object]
+) -> Response:
+    """The whole page, or only the results for an htmx update."""
+    return render(request, partial if is_htmx(request) else template, context)
+
+
+def _area_names(session: DbSession, viewer: Viewer) -> dict[int, Jurisdiction]:
+    return {option.node.id: option.node for option in area_options(session, viewer.scope)}
+
+
+def _filter_enterprise(session: DbSession, viewer: Viewer, raw: str | None) -> int | None:
+    """An enterprise filter must name a visible enterprise (404 otherwise)."""
+    enterprise_id = int_param(raw)
+    if raw and raw.strip() and enterprise_id is None:
+        raise NotFound("企业不存在")
+    if enterprise_id is not None:
+        EnterpriseService(session).get(viewer.scope, enterprise_id)
+    return enterprise_id
+
+
+# --- enterprises ------------------------------------------------------------------
+@router.get("/enterprises")
+def enterprise_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
+    params = request.query_params
+    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
+    sector = choice_param(params.get("sector"), SECTORS)
+    f = EnterpriseFilter(
+        q=text_param(params.get("q")),
+        area_path=node.path if node else None,
+        sector=sector,
+        crowded_subtype=choice_param(params.get("crowded"), CROWDED_SUBTYPES),
+        production_status=choice_param(params.get("status"), PRODUCTION_STATUSES),
+        mobile_work=bool_param(params.get("mobile")),
+    )
+    page = EnterpriseRepository(session).search(
+        viewer.scope, f, _page_number(params), settings_of(request).page_size
+    )
+    areas = _area_names(session, viewer)
+    if any(e.jurisdiction_id not in areas for e in page.items):
+        jurisdictions = JurisdictionRepository(session)
+        for enterprise in page.items:
+            if enterprise.jurisdiction_id not in areas:
+                found = jurisdictions.by_id(enterprise.jurisdiction_id)
+                if found is not None:
+                    areas[found.id] = found
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "enterprises",
+        "page": page,
+        "pager": make_pager("/enterprises", params, page.page, page.pages, page.total),
+        "params": params,
+        "area_nodes": areas,
+        "areas": area_options(session, viewer.scope),
+        "sectors": SECTORS,
+        "crowded_subtypes": CROWDED_SUBTYPES,
+        "production_statuses": PRODUCTION_STATUSES,
+        "selected_area": node.code if node else "",
+    }
+    return _list_response(request, "enterprises/list.html", "enterprises/_results.html", context)
+
+
+@router.get("/enterprises/{enterprise_id}")
+def enterprise_detail(
+    request: Request, enterprise_id: int, viewer: PageViewer, session: DbSession
+) -> Response:
+    enterprise = EnterpriseService(session).get(viewer.scope, enterprise_id)
+    repo = EnterpriseRepository(session)
+    sites = repo.sites(enterprise.id)
+    node = JurisdictionRepository(session).by_id(enterprise.jurisdiction_id)
+    markers = [
+        {"name": s.name, "address": s.address, "lat": s.latitude, "lng": s.longitude}
+        for s in sites
+        if s.latitude is not None and s.longitude is not None
+    ]
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "enterprises",
+        "enterprise": enterprise,
+        "jurisdiction": node,
+        "sites": sites,
+        "markers_json": json.dumps(markers, ensure_ascii=False),
+        "has_map": bool(markers),
+        "counts": enterprise_counts(session, viewer.scope, viewer.today, enterprise),
+    }
+    return render(request, "enterprises/detail.html", context)
+
+
+# --- machines ---------------------------------------------------------------------
+@router.get("/machines")
+def machine_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
+    params = request.query_params
+    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
+    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    f = MachineFilter(
+        q=text_param(params.get("q")),
+        enterprise_id=enterprise_id,
+        area_path=node.path if node else None,
+        process=choice_param(params.get("process"), PROCESS_OPTIONS),
+        status=choice_param(params.get("status"), MACHINE_STATUS_OPTIONS),
+    )
+    repo = MachineRepository(session)
+    page = repo.search(viewer.scope, f, _page_number(params), settings_of(request).page_size)
+    chips = repo.current_chips([m.id for m in page.items])
+    filter_enterprise = (
+        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
+    )
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "machines",
+        "page": page,
+        "rows": machine_rows(session, viewer.scope, page.items, chips),
+        "pager": make_pager("/machines", params, page.page, page.pages, page.total),
+        "params": params,
+        "areas": area_options(session, viewer.scope),
+        "selected_area": node.code if node else "",
+        "processes": PROCESS_OPTIONS,
+        "statuses": MACHINE_STATUS_OPTIONS,
+        "filter_enterprise": filter_enterprise,
+    }
+    return _list_response(request, "machines/list.html", "machines/_results.html", context)
+
+
+@router.get("/machines/{machine_id}")
+def machine_detail(
+    request: Request, machine_id: int, viewer: PageViewer, session: DbSession
+) -> Response:
+    repo = MachineRepository(session)
+    machine = repo.visible(viewer.scope, machine_id)
+    if machine is None:
+        raise NotFound("焊机不存在")
+    enterprise = EnterpriseService(session).get(viewer.scope, machine.enterprise_id)
+    site = (
+        EnterpriseRepository(session).site(enterprise.id, machine.site_id)
+        if machine.site_id
+        else None
+    )
+    bindings = repo.bindings_of(machine.id)
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "machines",
+        "machine": machine,
+        "row": machine_rows(session, viewer.scope, [machine], repo.current_chips([machine.id]))[0],
+        "enterprise": enterprise,
+        "site": site,
+        "bindings": bindings,
+    }
+    return render(request, "machines/detail.html", context)
+
+
+# --- welders ----------------------------------------------------------------------
+@router.get("/welders")
+def welder_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
+    params = request.query_params
+    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
+    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    f = WelderFilter(
+        q=text_param(params.get("q")),
+        enterprise_id=enterprise_id,
+        area_path=node.path if node else None,
+        certified=bool_param(params.get("certified")),
+    )
+    page = WelderRepository(session).search(
+        viewer.scope, f, viewer.today, _page_number(params), settings_of(request).page_size
+    )
+    filter_enterprise = (
+        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
+    )
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "welders",
+        "page": page,
+        "rows": welder_rows(session, viewer.scope, page.items, viewer.today, viewer.sees_phones),
+        "pager": make_pager("/welders", params, page.page, page.pages, page.total),
+        "params": params,
+        "areas": area_options(session, viewer.scope),
+        "selected_area": node.code if node else "",
+        "filter_enterprise": filter_enterprise,
+    }
+    return _list_response(request, "welders/list.html", "welders/_results.html", context)
+
+
+@router.get("/welders/{welder_id}")
+def welder_detail(
+    request: Request, welder_id: int, viewer: PageViewer, session: DbSession
+) -> Response:
+    repo = WelderRepository(session)
+    welder = repo.visible(viewer.scope, welder_id)
+    if welder is None:
+        raise NotFound("焊工不存在")
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "welders",
+        "welder": welder,
+        "phone": shown_phone(welder.phone, viewer.sees_phones),
+        "certificates": certificate_rows(repo.certificates_of(welder.id), viewer.today),
+        "employments": employment_rows(viewer.scope, repo.employments_of(welder.id)),
+    }
+    return render(request, "welders/detail.html", context)
+
+
+# --- certificates -----------------------------------------------------------------
+@router.get("/certificates")
+def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
+    params = request.query_params
+    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    f = CertificateFilter(
+        q=text_param(params.get("q")),
+        kind=choice_param(params.get("kind"), KIND_OPTIONS),
+        status=choice_param(params.get("status"), STATUS_OPTIONS),
+        source=choice_param(params.get("source"), SOURCE_OPTIONS),
+        enterprise_id=enterprise_id,
+    )
+    repo = WelderRepository(session)
+    page = repo.search_certificates(
+        viewer.scope, f, viewer.today, _page_number(params), settings_of(request).page_size
+    )
+    filter_enterprise = (
+        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
+    )
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "certificates",
+        "page": page,
+        "rows": certificate_rows(page.items, viewer.today),
+        "holders": repo.names_by_ids(sorted({c.welder_id for c in page.items})),
+        "pager": make_pager("/certificates", params, page.page, page.pages, page.total),
+        "params": params,
+        "kinds": KIND_OPTIONS,
+        "statuses": STATUS_OPTIONS,
+        "sources": SOURCE_OPTIONS,
+        "filter_enterprise": filter_enterprise,
+    }
+    return _list_response(request, "certificates/list.html", "certificates/_results.html", context)
+
+
+@router.get("/certificates/{certificate_id}")
+def certificate_detail(
+    request: Request, certificate_id: int, viewer: PageViewer, session: DbSession
+) -> Response:
+    repo = WelderRepository(session)
+    certificate = repo.visible_certificate(viewer.scope, certificate_id)
+    if certificate is None:
+        raise NotFound("证书不存在")
+    holder = repo.visible(viewer.scope, certificate.welder_id)
+    context: dict[str, object] = {
+        "viewer": viewer,
+        "active": "certificates",
+        "row": certificate_row(certificate, viewer.today),
+        "certificate": certificate,
+        "holder": holder,
+    }
+    return render(request, "certificates/detail.html", context)
