@@ -149,3 +149,13 @@ def test_certificate_list_filters(
     assert total(client.get(f"/certificates?enterprise_id={world.enterprises['B'].id}").text) == 2
     for label in ("特种设备安全管理和作业人员证", ">临期<", "应急管理部门", "市场监管部门"):
         assert label in html
+
+
+def test_certificate_list_filters_by_area(sign_in: SignIn, world: World) -> None:
+    client = sign_in("reg_changning")
+    assert total(client.get("/certificates").text) == 3
+    huayang = client.get("/certificates?area=310105001").text
+    assert total(huayang) == 1
+    assert "焊工A" in huayang and "焊工B" not in huayang
+    # An area outside the viewer's subtree is not found, as elsewhere.
+    assert client.get("/certificates?area=410100").status_code == 404

@@ -261,6 +261,7 @@ def welder_detail(
 @router.get("/certificates")
 def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
     params = request.query_params
+    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
     enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
     f = CertificateFilter(
         q=text_param(params.get("q")),
@@ -268,6 +269,7 @@ def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -
         status=choice_param(params.get("status"), STATUS_OPTIONS),
         source=choice_param(params.get("source"), SOURCE_OPTIONS),
         enterprise_id=enterprise_id,
+        area_path=node.path if node else None,
     )
     repo = WelderRepository(session)
     page = repo.search_certificates(
@@ -288,6 +290,8 @@ def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -
         "statuses": STATUS_OPTIONS,
         "sources": SOURCE_OPTIONS,
         "filter_enterprise": filter_enterprise,
+        "areas": area_options(session, viewer.scope),
+        "selected_area": node.code if node else "",
     }
     return _list_response(request, "certificates/list.html", "certificates/_results.html", context)
 

@@ -105,11 +105,14 @@ def welder_rows(
     session: Session, scope: Scope, welders: Sequence[Welder], today: date, full_phone: bool
 ) -> list[WelderRow]:
     repo = WelderRepository(session)
+    ids = [welder.id for welder in welders]
+    employments = repo.employments_of_many(ids)
+    certificates = repo.certificates_of_many(ids)
     rows = []
     for welder in welders:
         employers = [
             row.enterprise
-            for row in employment_rows(scope, repo.employments_of(welder.id))
+            for row in employment_rows(scope, employments[welder.id])
             if row.current and row.enterprise is not None
         ]
         rows.append(
@@ -117,7 +120,7 @@ def welder_rows(
                 welder=welder,
                 phone=shown_phone(welder.phone, full_phone),
                 employers=employers,
-                certificates=certificate_rows(repo.certificates_of(welder.id), today),
+                certificates=certificate_rows(certificates[welder.id], today),
             )
         )
     return rows
@@ -137,13 +140,7 @@ class MachineRow:
 def visible_enterprises(
     session: Session, scope: Scope, enterprise_ids: Sequence[int]
 ) -> dict[int, Enterprise]:
-    repo = EnterpriseRepository(session)
-    found: dict[int, Enterprise] = {}
-    for enterprise_id in dict.fromkeys(enterprise_ids):
-        enterprise = repo.visible(scope, enterprise_id)
-        if enterprise is not None:
-            found[enterprise_id] = enterprise
-    return found
+    return EnterpriseRepository(session).visible_by_ids(scope, enterprise_ids)
 
 
 def machine_rows(

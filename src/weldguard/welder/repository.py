@@ -61,6 +61,7 @@ class CertificateFilter:
     status: str | None = None
     source: str | None = None
     enterprise_id: int | None = None
+    area_path: str | None = None  # holders employed in this subtree
 
 
 class WelderRepository:
@@ -131,6 +132,17 @@ class WelderRepository:
             )
         )
 
+    def certificates_of_many(self, welder_ids: list[int]) -> dict[int, list[Certificate]]:
+        found: dict[int, list[Certificate]] = {wid: [] for wid in welder_ids}
+        if welder_ids:
+            for certificate in self.session.scalars(
+                select(Certificate)
+                .where(Certificate.welder_id.in_(welder_ids))
+                .order_by(Certificate.expiry_date.desc())
+            ):
+                found[certificate.welder_id].append(certificate)
+        return found
+
     def certificate_by_number_hash(self, kind: str, number_hash: str) -> Certificate | None:
         return self.session.scalars(
             select(Certificate).where(
@@ -163,6 +175,16 @@ class WelderRepository:
                 Employment.enterprise_id == f.enterprise_id, Employment.end_date.is_(None)
             )
             stmt = stmt.where(Certificate.welder_id.in_(employed))
+        if f.area_path:
+            in_area = (
+                select(Employment.welder_id)
+                .join(Enterprise, Enterprise.id == Employment.enterprise_id)
+                .where(
+                    Employment.end_date.is_(None),
+                    Enterprise.area_path.startswith(f.area_path, autoescape=True),
+                )
+            )
+            stmt = stmt.where(Certificate.welder_id.in_(in_area))
         return stmt.order_by(Certificate.expiry_date, Certificate.id)
 
     def search_certificates(
@@ -186,6 +208,21 @@ class WelderRepository:
             .order_by(Employment.start_date.desc())
         )
         return [(e, ent) for e, ent in rows]
+
+    def employments_of_many(
+        self, welder_ids: list[int]
+    ) -> dict[int, list[tuple[Employment, Enterprise]]]:
+        found: dict[int, list[tuple[Employment, Enterprise]]] = {wid: [] for wid in welder_ids}
+        if welder_ids:
+            rows = self.session.execute(
+                select(Employment, Enterprise)
+                .join(Enterprise, Enterprise.id == Employment.enterprise_id)
+                .where(Employment.welder_id.in_(welder_ids))
+                .order_by(Employment.start_date.desc())
+            )
+            for employment, enterprise in rows:
+                found[employment.welder_id].append((employment, enterprise))
+        return found
 
     def open_employment(self, welder_id: int, enterprise_id: int) -> Employment | None:
         return self.session.scalars(
