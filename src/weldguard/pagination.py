@@ -12,6 +12,9 @@ from sqlalchemy.orm import Session
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 200
+# Counting every match of a broad filter over a city's 100k machines costs more
+# than the page itself; past this many, "10000+" tells the user enough.
+COUNT_CAP = 10_000
 
 
 @dataclass(frozen=True)
@@ -20,15 +23,22 @@ class Page(Generic[T]):
     total: int
     page: int
     size: int
+    capped: bool = False  # total is COUNT_CAP and more match
 
     @property
     def pages(self) -> int:
         return max(1, (self.total + self.size - 1) // self.size)
 
+    @property
+    def total_label(self) -> str:
+        return f"{self.total}+" if self.capped else str(self.total)
+
 
 def paginate(session: Session, stmt: Select[T], page: int, size: int) -> Page[T]:
     size = min(max(1, size), MAX_PAGE_SIZE)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    limited = stmt.order_by(None).limit(COUNT_CAP + 1).subquery()
+    total = session.scalar(select(func.count()).select_from(limited)) or 0
+    capped = total > COUNT_CAP
     page = max(1, page)
     items = list(session.scalars(stmt.limit(size).offset((page - 1) * size)))
-    return Page(items=items, total=total, page=page, size=size)
+    return Page(items=items, total=min(total, COUNT_CAP), page=page, size=size, capped=capped)

@@ -15,3 +15,4 @@ class PageOut(BaseModel, Generic[T]):
     page: int
     size: int
     pages: int
+    total_capped: bool = False  # more than `total` match; narrow the filter

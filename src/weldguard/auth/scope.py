@@ -15,6 +15,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from weldguard.auth.models import Role
 from weldguard.enterprise.models import Enterprise
 from weldguard.errors import PermissionDenied
+from weldguard.jurisdiction.paths import within
 from weldguard.welder.models import Employment
 
 
@@ -97,7 +98,7 @@ class Scope:
             )
         if self.area_path is None:
             return false()
-        clause = Enterprise.area_path.startswith(self.area_path, autoescape=True)
+        clause = within(Enterprise.area_path, self.area_path)
         if self.sectors is not None:
             clause = and_(clause, Enterprise.sector.in_(sorted(self.sectors)))
         return clause

@@ -59,6 +59,7 @@ def list_enterprises(
         page=result.page,
         size=result.size,
         pages=result.pages,
+        total_capped=result.capped,
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
 from weldguard.enterprise.models import Enterprise, Site
+from weldguard.jurisdiction.paths import within
 from weldguard.pagination import Page, paginate
 
 
@@ -79,7 +80,7 @@ class EnterpriseRepository:
                 )
             )
         if f.area_path:
-            stmt = stmt.where(Enterprise.area_path.startswith(f.area_path, autoescape=True))
+            stmt = stmt.where(within(Enterprise.area_path, f.area_path))
         if f.sector:
             stmt = stmt.where(Enterprise.sector == f.sector)
         if f.crowded_subtype:

@@ -6,6 +6,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from weldguard.jurisdiction.models import Department, Jurisdiction
+from weldguard.jurisdiction.paths import within
 
 
 class JurisdictionRepository:
@@ -27,7 +28,7 @@ class JurisdictionRepository:
         return list(
             self.session.scalars(
                 select(Jurisdiction)
-                .where(Jurisdiction.path.startswith(path, autoescape=True))
+                .where(within(Jurisdiction.path, path))
                 .order_by(Jurisdiction.path)
             )
         )

@@ -64,7 +64,12 @@ def list_machines(
         out.chip = ChipOut.model_validate(chip) if chip else None
         items.append(out)
     return PageOut(
-        items=items, total=result.total, page=result.page, size=result.size, pages=result.pages
+        items=items,
+        total=result.total,
+        page=result.page,
+        size=result.size,
+        pages=result.pages,
+        total_capped=result.capped,
     )
 
 

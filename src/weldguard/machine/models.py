@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from weldguard.db import Base, UTCDateTime, utcnow
@@ -52,19 +52,24 @@ class MachineStatus(StrEnum):
 
 class Machine(Base):
     __tablename__ = "machine"
-    __table_args__ = (UniqueConstraint("make", "serial_number"),)
+    __table_args__ = (
+        UniqueConstraint("make", "serial_number"),
+        # Lists filter by enterprise (through the scope) and often by status;
+        # together they make the count of a status filter a covering index scan.
+        Index("ix_machine_enterprise_id_status", "enterprise_id", "status"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The platform's own code, printed on the QR label (赋码).
     code: Mapped[str] = mapped_column(String(16), unique=True)
     serial_number: Mapped[str] = mapped_column(String(64), index=True)
     make: Mapped[str] = mapped_column(String(64))
-    model: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str] = mapped_column(String(64), index=True)
     process: Mapped[str] = mapped_column(String(32))
     rated_current_a: Mapped[int] = mapped_column(Integer)
-    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"), index=True)
+    enterprise_id: Mapped[int] = mapped_column(ForeignKey("enterprise.id"))
     site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(16), default=MachineStatus.REGISTERED, index=True)
+    status: Mapped[str] = mapped_column(String(16), default=MachineStatus.REGISTERED)
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
 from weldguard.enterprise.models import Enterprise
+from weldguard.jurisdiction.paths import has_prefix, within
 from weldguard.machine.models import Chip, ChipBinding, Machine, MachineStatus
 from weldguard.pagination import Page, paginate
 
@@ -52,20 +53,22 @@ class MachineRepository:
 
     def search_statement(self, scope: Scope, f: MachineFilter) -> Select[Machine]:
         stmt = self._scoped(scope)
-        if f.q:
-            like = f"%{f.q.strip()}%"
+        if f.q and f.q.strip():
+            # Prefix, not substring: each branch is an index range, where a
+            # "%q%" would scan every machine of a city.
+            q = f.q.strip()
             stmt = stmt.where(
                 or_(
-                    Machine.code.like(like),
-                    Machine.serial_number.like(like),
-                    Machine.make.like(like),
-                    Machine.model.like(like),
+                    has_prefix(Machine.code, q.upper()),
+                    has_prefix(Machine.serial_number, q),
+                    has_prefix(Machine.make, q),
+                    has_prefix(Machine.model, q),
                 )
             )
         if f.enterprise_id is not None:
             stmt = stmt.where(Machine.enterprise_id == f.enterprise_id)
         if f.area_path:
-            stmt = stmt.where(Enterprise.area_path.startswith(f.area_path, autoescape=True))
+            stmt = stmt.where(within(Enterprise.area_path, f.area_path))
         if f.process:
             stmt = stmt.where(Machine.process == f.process)
         if f.status:

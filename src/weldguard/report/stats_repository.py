@@ -19,6 +19,7 @@ from weldguard.auth.scope import Scope
 from weldguard.domain.certificates import CertificateStatus
 from weldguard.enterprise.models import Enterprise
 from weldguard.jurisdiction.models import Jurisdiction
+from weldguard.jurisdiction.paths import within
 from weldguard.machine.models import Machine, MachineStatus
 from weldguard.welder.models import Certificate, Employment
 from weldguard.welder.repository import certificate_status_sql
@@ -80,10 +81,7 @@ class StatsRepository:
         if not nodes:
             return {}
         key = case(
-            *[
-                (Enterprise.area_path.startswith(node.path, autoescape=True), node.id)
-                for node in nodes
-            ],
+            *[(within(Enterprise.area_path, node.path), node.id) for node in nodes],
             else_=None,
         )
         return self._grouped(scope, today, key, None, None)
@@ -98,7 +96,7 @@ class StatsRepository:
     ) -> dict[int, RawCounts]:
         where: list[ColumnElement[bool]] = [scope.enterprise_filter()]
         if area_path:
-            where.append(Enterprise.area_path.startswith(area_path, autoescape=True))
+            where.append(within(Enterprise.area_path, area_path))
         if enterprise_id is not None:
             where.append(Enterprise.id == enterprise_id)
 

@@ -97,6 +97,7 @@ def list_welders(
         page=result.page,
         size=result.size,
         pages=result.pages,
+        total_capped=result.capped,
     )
 
 
@@ -196,6 +197,7 @@ def list_certificates(
         page=result.page,
         size=result.size,
         pages=result.pages,
+        total_capped=result.capped,
     )
 
 

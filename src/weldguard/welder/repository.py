@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from weldguard.auth.scope import Scope
 from weldguard.domain.certificates import DEFAULT_POLICY, CertificatePolicy, CertificateStatus
 from weldguard.enterprise.models import Enterprise
+from weldguard.jurisdiction.paths import within
 from weldguard.pagination import Page, paginate
 from weldguard.welder.models import Certificate, Employment, Welder
 
@@ -104,9 +105,7 @@ class WelderRepository:
         if f.enterprise_id is not None:
             stmt = stmt.where(self._employed_in(Employment.enterprise_id == f.enterprise_id))
         if f.area_path:
-            stmt = stmt.where(
-                self._employed_in(Enterprise.area_path.startswith(f.area_path, autoescape=True))
-            )
+            stmt = stmt.where(self._employed_in(within(Enterprise.area_path, f.area_path)))
         if f.certified is not None:
             has = usable_certificate_exists(today)
             stmt = stmt.where(has if f.certified else ~has)
@@ -181,7 +180,7 @@ class WelderRepository:
                 .join(Enterprise, Enterprise.id == Employment.enterprise_id)
                 .where(
                     Employment.end_date.is_(None),
-                    Enterprise.area_path.startswith(f.area_path, autoescape=True),
+                    within(Enterprise.area_path, f.area_path),
                 )
             )
             stmt = stmt.where(Certificate.welder_id.in_(in_area))
