@@ -66,14 +66,16 @@ class Scope:
             raise PermissionDenied("当前账号无权执行此操作")
 
     # --- pure checks (objects already loaded) -------------------------------
-    def covers_area(self, area_path: str, sector: str) -> bool:
+    def covers_path(self, area_path: str) -> bool:
         if self.everything:
             return True
-        if self.area_path is None:
-            return False
-        if not area_path.startswith(self.area_path):
-            return False
-        return self.sectors is None or sector in self.sectors
+        return self.area_path is not None and area_path.startswith(self.area_path)
+
+    def covers_sector(self, sector: str) -> bool:
+        return self.everything or self.sectors is None or sector in self.sectors
+
+    def covers_area(self, area_path: str, sector: str) -> bool:
+        return self.covers_path(area_path) and self.covers_sector(sector)
 
     def covers_enterprise(self, enterprise: Enterprise) -> bool:
         if self.enterprise_id is not None:

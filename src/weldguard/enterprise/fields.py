@@ -143,7 +143,9 @@ def validate_enterprise(
     if sector and sector not in SECTORS:
         err("sector", f"未知的企业类型“{sector}”，可选：{'、'.join(SECTORS)}")
     if subtype is not None and subtype not in CROWDED_SUBTYPES:
-        err("crowded_subtype", f"未知的人密场所子类“{subtype}”，可选：{'、'.join(CROWDED_SUBTYPES)}")
+        err(
+            "crowded_subtype", f"未知的人密场所子类“{subtype}”，可选：{'、'.join(CROWDED_SUBTYPES)}"
+        )
     if sector == CROWDED and subtype is None:
         err("crowded_subtype", "人员密集场所必须填写人密场所子类")
 
@@ -159,7 +161,9 @@ def validate_enterprise(
 
     status = values["production_status"] or "在产"
     if status not in PRODUCTION_STATUSES:
-        err("production_status", f"未知的生产状态“{status}”，可选：{'、'.join(PRODUCTION_STATUSES)}")
+        err(
+            "production_status", f"未知的生产状态“{status}”，可选：{'、'.join(PRODUCTION_STATUSES)}"
+        )
 
     flags: dict[str, bool] = {}
     for key, default in (("involves_welding", True), ("mobile_work", False)):

@@ -9,8 +9,10 @@ from weldguard.enterprise.fields import EnterpriseData, apply
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.enterprise.repository import EnterpriseRepository
 from weldguard.errors import ErrorDetail, InvalidInput, NotFound
+from weldguard.jurisdiction.models import Level
 
 OUTSIDE_AREA = "所属区域不在您的管辖范围内"
+OUTSIDE_SECTORS = "企业类型不在您所在部门的监管行业范围内"
 REGISTERED_ELSEWHERE = "该统一社会信用代码已由其他辖区登记"
 
 
@@ -22,6 +24,10 @@ def upsert_problem(
     if existing is not None and not scope.covers_enterprise(existing):
         return ErrorDetail(REGISTERED_ELSEWHERE, field="credit_code", column="统一社会信用代码")
     if not scope.covers_area(data.jurisdiction.path, data.sector):
+        if scope.covers_path(data.jurisdiction.path):
+            return ErrorDetail(OUTSIDE_SECTORS, field="sector", column="企业类型")
+        if data.jurisdiction.level == Level.STREET:
+            return ErrorDetail(OUTSIDE_AREA, field="street", column="所属镇街")
         return ErrorDetail(OUTSIDE_AREA, field="district", column="所属区县")
     return None
 
