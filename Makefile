@@ -37,7 +37,7 @@ demo: venv
 	$(BIN)/weldguard serve --host $(HOST) --port $(PORT)
 
 test: venv browser-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 lint: venv
 	$(BIN)/ruff check src tests bench migrations
