@@ -107,3 +107,99 @@ def test_user_create_rejects_short_password_and_duplicates(cli: CliRunner, world
         ["user", "create", "--username", "admin", "--password", "longenough1", "--role", "admin"],
     )
     assert again.exit_code == 1 and "已存在" in again.output
+
+
+def _register_file(path: Path, rows: list[dict[str, object]]) -> Path:
+    from openpyxl import Workbook
+
+    from weldguard.enterprise.fields import TEMPLATE_COLUMNS
+
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append([header for _, header in TEMPLATE_COLUMNS])
+    for index, row in enumerate(rows, start=1):
+        sheet.append(
+            [index if key == "row_number" else row.get(key, "") for key, _ in TEMPLATE_COLUMNS]
+        )
+    book.save(path)
+    return path
+
+
+def _enterprise_count(db: Session) -> int:
+    from sqlalchemy import func, select
+
+    from weldguard.enterprise.models import Enterprise
+
+    db.expire_all()
+    return db.scalar(select(func.count(Enterprise.id))) or 0
+
+
+def test_import_enterprises_all_or_nothing_then_partial(
+    cli: CliRunner, world: World, db: Session, tmp_path: Path
+) -> None:
+    from tests.factories import enterprise_row
+
+    good = enterprise_row(90, "命令行导入企业", "长宁区", "周家桥街道")
+    bad = enterprise_row(91, "坏行企业", "长宁区", "无此街道")
+    file = _register_file(tmp_path / "register.xlsx", [good, bad])
+    before = _enterprise_count(db)
+
+    rejected = cli.invoke(app, ["import", "enterprises", str(file)])
+    assert rejected.exit_code == 1
+    assert "第 3 行［所属镇街］" in rejected.output
+    assert (tmp_path / "register.report.xlsx").exists()
+    assert _enterprise_count(db) == before
+
+    partial = cli.invoke(app, ["import", "enterprises", str(file), "--partial"])
+    assert partial.exit_code == 0, partial.output
+    assert "新增 1" in partial.output
+    assert _enterprise_count(db) == before + 1
+
+
+def test_import_rejects_missing_and_malformed_files(
+    cli: CliRunner, world: World, tmp_path: Path
+) -> None:
+    missing = cli.invoke(app, ["import", "enterprises", str(tmp_path / "none.xlsx")])
+    assert missing.exit_code == 2 and "找不到文件" in missing.output
+    text = tmp_path / "text.xlsx"
+    text.write_text("not a workbook")
+    malformed = cli.invoke(app, ["import", "enterprises", str(text)])
+    assert malformed.exit_code == 1 and "xlsx" in malformed.output
+
+
+def test_exports_write_workbooks(cli: CliRunner, world: World, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    register = tmp_path / "register.xlsx"
+    result = cli.invoke(
+        app, ["export", "enterprises", str(register), "--jurisdiction", "310105001"]
+    )
+    assert result.exit_code == 0, result.output
+    codes = {
+        row[2] for row in load_workbook(register).active.iter_rows(min_row=2, values_only=True)
+    }
+    assert codes == {world.enterprises["A"].credit_code}
+    monthly = tmp_path / "monthly.xlsx"
+    assert cli.invoke(app, ["export", "monthly", str(monthly), "--month", "2026-11"]).exit_code == 0
+    assert monthly.exists()
+    bad_month = cli.invoke(app, ["export", "monthly", str(monthly), "--month", "2026-13"])
+    assert bad_month.exit_code == 2 and "月份" in bad_month.output
+    unknown = cli.invoke(app, ["export", "enterprises", str(register), "--jurisdiction", "999"])
+    assert unknown.exit_code == 1 and "未知的行政区划代码" in unknown.output
+
+
+def test_import_certificates_command(cli: CliRunner, world: World, tmp_path: Path) -> None:
+    from tests.factories import id_number
+
+    number = id_number(95)
+    csv = tmp_path / "certs.csv"
+    csv.write_text(
+        "姓名,身份证号,证书类型,证书编号,操作项目,发证日期,发证机关\n"
+        f"陈七,{number},特种作业操作证,T{number},熔化焊接与热切割作业,2025-03-01,上海市应急管理局\n",
+        encoding="utf-8",
+    )
+    result = cli.invoke(app, ["import", "certificates", str(csv), "--source", "应急管理部门"])
+    assert result.exit_code == 0, result.output
+    assert "新增 1" in result.output
+    assert number not in result.output

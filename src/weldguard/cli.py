@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +18,9 @@ from weldguard.clock import local_today, parse_month
 from weldguard.config import Settings, get_settings
 from weldguard.db import make_engine, make_session_factory, transaction, utcnow
 from weldguard.errors import DomainError
+
+if TYPE_CHECKING:
+    from weldguard.report.imports import ImportReport
 
 app = typer.Typer(no_args_is_help=True, help="weldguard: 电气焊安全监管数字化平台")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema")
@@ -136,15 +139,9 @@ def user_create(
         _fail(exc)
 
 
-def _print_report(report: object, report_path: Path | None) -> None:
-    from weldguard.report.imports import ImportReport
-
-    assert isinstance(report, ImportReport)
+def _print_report(report: ImportReport, report_path: Path | None) -> None:
     for line in report.summary_lines():
         typer.echo(line)
-    for error in report.errors:
-        column = f"[{error.column}] " if error.column else ""
-        typer.secho(f"  第 {error.row} 行 {column}{error.reason}", fg=typer.colors.RED, err=True)
     if report.error_count and report_path is not None:
         report_path.write_bytes(report.to_xlsx())
         typer.echo(f"错误报告已写入 {report_path}")
