@@ -85,3 +85,18 @@ def test_verified_certificates_need_no_confirmation(
         f"/api/v1/certificates/{listed[0]['id']}/confirm", headers=as_user("ent_a")
     )
     assert response.status_code == 422
+
+
+def test_ending_employment_keeps_history_and_scope(
+    client: TestClient, world: World, as_user: Headers
+) -> None:
+    welder_id = world.welders["A"].id
+    enterprise_id = world.enterprises["A"].id
+    url = f"/api/v1/welders/{welder_id}/employment/{enterprise_id}/end"
+    assert client.post(url, headers=as_user("safety_b")).status_code == 404
+    assert client.post(url, headers=as_user("ent_a")).status_code == 204
+    # Former employees stay visible to the enterprise as history...
+    detail = client.get(f"/api/v1/welders/{welder_id}", headers=as_user("ent_a")).json()
+    assert detail["employments"][0]["end_date"] is not None
+    # ...and cannot be ended twice.
+    assert client.post(url, headers=as_user("ent_a")).status_code == 404

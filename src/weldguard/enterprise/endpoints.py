@@ -53,14 +53,7 @@ def list_enterprises(
         page,
         size,
     )
-    return PageOut(
-        items=[EnterpriseOut.model_validate(e) for e in result.items],
-        total=result.total,
-        page=result.page,
-        size=result.size,
-        pages=result.pages,
-        total_capped=result.capped,
-    )
+    return PageOut.of(result, [EnterpriseOut.model_validate(e) for e in result.items])
 
 
 @router.get("/{enterprise_id}", response_model=EnterpriseOut)

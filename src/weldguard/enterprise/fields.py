@@ -100,7 +100,8 @@ class PlaceResolver:
         return street_node, None
 
 
-def _text(raw: Mapping[str, Any], key: str) -> str:
+def cell_text(raw: Mapping[str, Any], key: str) -> str:
+    """A spreadsheet cell (or JSON value) as trimmed text; 12.0 reads as "12"."""
     value = raw.get(key)
     if value is None:
         return ""
@@ -119,7 +120,7 @@ def validate_enterprise(
     def err(key: str, reason: str) -> None:
         errors.append(ErrorDetail(reason, field=key, column=HEADER_OF[key]))
 
-    values = {key: _text(raw, key) for key, _ in TEMPLATE_COLUMNS}
+    values = {key: cell_text(raw, key) for key, _ in TEMPLATE_COLUMNS}
     for key in ("name", "credit_code", "sector", "city", "district"):
         if not values[key]:
             err(key, "不能为空")

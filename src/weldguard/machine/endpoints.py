@@ -63,14 +63,7 @@ def list_machines(
         chip = chips.get(machine.id)
         out.chip = ChipOut.model_validate(chip) if chip else None
         items.append(out)
-    return PageOut(
-        items=items,
-        total=result.total,
-        page=result.page,
-        size=result.size,
-        pages=result.pages,
-        total_capped=result.capped,
-    )
+    return PageOut.of(result, items)
 
 
 @router.get("/{machine_id}", response_model=MachineDetailOut)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from weldguard.auth.scope import Action, Scope
 from weldguard.domain.certificates import CertificateKind, kind_from_label, validate_item
 from weldguard.domain.ids import mask_id_number
+from weldguard.enterprise.fields import cell_text
 from weldguard.errors import ErrorDetail, InvalidInput
 from weldguard.report.imports import Column, ImportReport, RowOutcome, read_table, record_run
 from weldguard.report.repository import ImportRepository, prefer_custom_plans
@@ -144,22 +145,13 @@ def _check_source(source: str) -> str:
     return source
 
 
-def _text(raw: dict[str, Any], key: str) -> str:
-    value = raw.get(key)
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
-
-
 def _check_row(
     number: int, raw: dict[str, Any], source: str, today: date, vault: IdentityVault
 ) -> _Row:
-    cert_number = "".join(unicodedata.normalize("NFKC", _text(raw, "number")).split()).upper()
+    cert_number = "".join(unicodedata.normalize("NFKC", cell_text(raw, "number")).split()).upper()
     row = _Row(
         number=number,
-        name=_redact(_text(raw, "name"))[:MAX_NAME_SHOWN],
+        name=_redact(cell_text(raw, "name"))[:MAX_NAME_SHOWN],
         masked_number=mask_certificate_number(cert_number) if cert_number else "",
     )
     id_number = _check_person(row, raw, today)
@@ -172,12 +164,12 @@ def _check_row(
     if issue is not None and review is not None and review < issue:
         row.error("review_due_date", "复审日期早于发证日期")
     revoked, verified = _status(row, raw)
-    authority = _text(raw, "issuing_authority")
+    authority = cell_text(raw, "issuing_authority")
     if len(authority) > MAX_AUTHORITY:
         row.error("issuing_authority", f"超过 {MAX_AUTHORITY} 个字符（{len(authority)}）")
     if kind is None or issue is None:
         return row
-    item = _text(raw, "item")
+    item = cell_text(raw, "item")
     with contextlib.suppress(ValueError):  # validate_certificate names the problem
         item = validate_item(kind, item)
     certificate = CertificateInput(
@@ -209,9 +201,9 @@ def _check_person(row: _Row, raw: dict[str, Any], today: date) -> str:
         row.error("id_number", "身份证号被存成了数字，末几位可能已丢失；请将该列设为文本后重新填写")
         return ""
     person = WelderInput(
-        name=_text(raw, "name"),
-        id_number=_text(raw, "id_number"),
-        phone=_text(raw, "phone") or None,
+        name=cell_text(raw, "name"),
+        id_number=cell_text(raw, "id_number"),
+        phone=cell_text(raw, "phone") or None,
     )
     welder, problems = validate_welder(person, today)
     for problem in problems:
@@ -224,7 +216,7 @@ def _check_person(row: _Row, raw: dict[str, Any], today: date) -> str:
 
 def _check_kind(row: _Row, raw: dict[str, Any]) -> CertificateKind | None:
     try:
-        return kind_from_label(_text(raw, "kind"))
+        return kind_from_label(cell_text(raw, "kind"))
     except ValueError as exc:
         row.error("kind", str(exc))
         return None
@@ -253,7 +245,7 @@ def _date(row: _Row, raw: dict[str, Any], key: str, required: bool = False) -> d
 
 
 def _status(row: _Row, raw: dict[str, Any]) -> tuple[bool, bool]:
-    text = _text(raw, "status")
+    text = cell_text(raw, "status")
     if not text:
         return False, True
     flags = _STATUS.get(text)

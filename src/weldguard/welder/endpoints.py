@@ -91,14 +91,7 @@ def list_welders(
         page,
         size,
     )
-    return PageOut(
-        items=[welder_out(w) for w in result.items],
-        total=result.total,
-        page=result.page,
-        size=result.size,
-        pages=result.pages,
-        total_capped=result.capped,
-    )
+    return PageOut.of(result, [welder_out(w) for w in result.items])
 
 
 @router.get("/welders/{welder_id}", response_model=WelderDetailOut)
@@ -136,6 +129,23 @@ def register_welder(
     welder = service.register(WelderInput(body.name, body.id_number, body.phone), today)
     service.employ(scope, welder, body.enterprise_id, today)
     return welder_out(welder)
+
+
+@router.post("/welders/{welder_id}/employment/{enterprise_id}/end", status_code=204)
+def end_employment(
+    welder_id: int,
+    enterprise_id: int,
+    session: DbSession,
+    scope: CurrentScope,
+    now: Now,
+    vault: Vault,
+) -> None:
+    """The welder leaves the enterprise; the employment stays in the history."""
+    scope.require(Action.MANAGE_ENTERPRISE_ASSETS)
+    welder = WelderRepository(session).visible(scope, welder_id)
+    if welder is None:
+        raise NotFound("焊工不存在")
+    WelderService(session, vault).end_employment(scope, welder, enterprise_id, local_today(now))
 
 
 @router.post("/welders/{welder_id}/certificates", response_model=CertificateOut, status_code=201)
@@ -191,14 +201,7 @@ def list_certificates(
         page,
         size,
     )
-    return PageOut(
-        items=[certificate_out(c, today) for c in result.items],
-        total=result.total,
-        page=result.page,
-        size=result.size,
-        pages=result.pages,
-        total_capped=result.capped,
-    )
+    return PageOut.of(result, [certificate_out(c, today) for c in result.items])
 
 
 @router.get("/certificates/{certificate_id}", response_model=CertificateOut)
