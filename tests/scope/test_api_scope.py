@@ -199,3 +199,25 @@ def test_jurisdiction_tree_is_the_callers_subtree(
     assert "310105" in codes and "310105102" in codes
     assert not any(code.startswith("41") for code in codes)
     assert client.get("/api/v1/jurisdictions", headers=as_user("ent_a")).json() == []
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("SN-", {"A", "B", "C", "Z"}),
+        ("SN-B", {"B"}),
+        ("瑞凌", {"A", "B", "C", "Z"}),
+        ("ZX7", {"A", "B", "C", "Z"}),
+        ("B-001", set()),
+    ],
+)
+def test_machine_search_is_a_scoped_prefix_search(
+    client: TestClient, world: World, as_user: Headers, q: str, expected: set[str]
+) -> None:
+    keys = _keys_by_id(world, "machines")
+    for username in ("admin", "reg_huayang"):
+        found = client.get("/api/v1/machines", params={"q": q}, headers=as_user(username)).json()
+        assert {keys[m["id"]] for m in found["items"]} == expected & VISIBLE[username]
+    code = world.machines["C"].code
+    found = client.get("/api/v1/machines", params={"q": code[:6].lower()}, headers=as_user("admin"))
+    assert world.machines["C"].id in {m["id"] for m in found.json()["items"]}
