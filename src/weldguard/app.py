@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         '`{"error": {"code", "message", "details": [{"field"|"row"|"column", "reason"}]}}`.',
         lifespan=lifespan,
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served below from node_modules: no CDN on a closed network
         redoc_url=None,
     )
 
@@ -96,6 +97,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = HTTP_MESSAGES.get(exc.status_code, str(exc.detail))
         body = {"error": {"code": f"http_{exc.status_code}", "message": message}}
         return _error_response(request, exc.status_code, body)
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        return get_swagger_ui_html(
+            openapi_url="/api/openapi.json",
+            title="weldguard API",
+            swagger_js_url="/vendor/swagger-ui-dist/swagger-ui-bundle.js",
+            swagger_css_url="/vendor/swagger-ui-dist/swagger-ui.css",
+            swagger_favicon_url="/vendor/swagger-ui-dist/favicon-32x32.png",
+        )
 
     from weldguard.api import router as api_router
     from weldguard.web import mount as mount_web
