@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     page_size: int = 20
     timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
+    map_tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Leaflet tile source; deployments in China point this at a "
+        "Tianditu or in-house tile server",
+    )
     node_modules_dir: Path | None = Field(
         default=None, description="Front-end libraries installed by npm; default ./node_modules"
     )

@@ -138,7 +138,10 @@ def render(
 
     token = csrf_token(request)
     response = templates.TemplateResponse(
-        request, name, {"csrf_token": token, **context}, status_code=status_code
+        request,
+        name,
+        {"csrf_token": token, "map_tile_url": settings_of(request).map_tile_url, **context},
+        status_code=status_code,
     )
     set_csrf_cookie(request, response)
     response.headers["Vary"] = "HX-Request"
