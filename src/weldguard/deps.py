@@ -60,9 +60,14 @@ Now = Annotated[datetime, Depends(get_clock)]
 
 
 def _raw_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
+    """The API takes bearer tokens only and pages the session cookie only: a
+    cookie is sent by the browser on its own, so accepting it on the API would
+    open the API to cross-site requests that pages guard with their CSRF token."""
+    if request.url.path.startswith("/api/"):
+        header = request.headers.get("authorization", "")
+        if header.lower().startswith("bearer "):
+            return header[7:].strip() or None
+        return None
     return request.cookies.get(SESSION_COOKIE)
 
 

@@ -47,3 +47,12 @@ def test_unknown_user_and_no_token(client: TestClient, world: object) -> None:
     )
     assert client.get("/api/v1/me").status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": "Bearer forged"}).status_code == 401
+
+
+def test_api_ignores_the_session_cookie(client: TestClient, personas: Personas) -> None:
+    token = client.post(
+        "/api/v1/auth/token", json={"username": personas.admin, "password": "password123"}
+    ).json()["access_token"]
+    client.cookies.set("wg_session", token)
+    assert client.get("/api/v1/me").status_code == 401
+    assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
