@@ -25,6 +25,8 @@ from weldguard.welder.models import Welder
 from weldguard.welder.service import CertificateInput, WelderInput, WelderService
 
 PASSWORD = "password123"
+# The platform secret the test settings use (tests/conftest.py).
+TEST_SECRET_FOR_DEVICES = "test-secret-key-not-for-production"
 TODAY = date(2026, 11, 22)
 NOW = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
 ADMIN_SCOPE = Scope(role=Role.ADMIN, user_id=0, everything=True)

@@ -33,6 +33,8 @@ app.add_typer(seed_app, name="seed")
 app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+device_app = typer.Typer(no_args_is_help=True, help="Chips (加芯)")
+app.add_typer(device_app, name="device")
 
 # The command line is the operator's tool: it acts with the whole platform in reach.
 OPERATOR_SCOPE = Scope(role=Role.ADMIN, user_id=0, everything=True)
@@ -277,6 +279,54 @@ def export_monthly_command(
         return
     file.write_bytes(content)
     typer.echo(f"已导出到 {file}")
+
+
+@device_app.command("register")
+def device_register(
+    device_id: Annotated[str, typer.Option("--device-id")],
+    imei: Annotated[str, typer.Option()],
+    iccid: Annotated[str, typer.Option()],
+    firmware: Annotated[str, typer.Option()] = "",
+    rotate: Annotated[bool, typer.Option("--rotate", help="Issue a new secret")] = False,
+) -> None:
+    """Register a chip and print its secret (shown once: load it into the chip)."""
+    from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
+
+    settings = get_settings()
+    try:
+        with transaction(_factory(settings)) as session:
+            chip, secret = DeviceRegistry(
+                session, DeviceSecrets(settings.resolved_secret_key())
+            ).register(ChipInput(device_id, imei, iccid, firmware), utcnow(), rotate=rotate)
+    except DomainError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"已登记芯片 {chip.device_id}")
+    typer.echo(f"设备密钥（仅显示一次）：{secret}")
+
+
+@device_app.command("bind")
+def device_bind(
+    machine: Annotated[str, typer.Option(help="Machine code on the QR label, e.g. WG3K9…")],
+    device_id: Annotated[str, typer.Option("--device-id")],
+    by: Annotated[str, typer.Option(help="Installer's name")] = "命令行",
+    lat: Annotated[float | None, typer.Option()] = None,
+    lon: Annotated[float | None, typer.Option()] = None,
+) -> None:
+    """Fit a registered chip to a machine; the previous binding goes to history."""
+    from weldguard.device.registry import DeviceRegistry, DeviceSecrets
+
+    settings = get_settings()
+    position = (lat, lon) if lat is not None and lon is not None else None
+    try:
+        with transaction(_factory(settings)) as session:
+            DeviceRegistry(session, DeviceSecrets(settings.resolved_secret_key())).bind(
+                machine, device_id, by, utcnow(), position=position
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"芯片 {device_id} 已安装到焊机 {machine.upper()}")
 
 
 def main() -> None:

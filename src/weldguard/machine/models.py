@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from weldguard.db import Base, UTCDateTime, utcnow
@@ -85,6 +85,10 @@ class Chip(Base):
     iccid: Mapped[str] = mapped_column(String(20))
     firmware: Mapped[str] = mapped_column(String(32), default="")
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The per-device secret: broker password and HMAC key of its commands. Kept
+    # encrypted because the platform must sign with it; null until issued.
+    secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    secret_issued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class ChipBinding(Base):

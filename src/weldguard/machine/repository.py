@@ -103,6 +103,9 @@ class MachineRepository:
     def chip_by_device_id(self, device_id: str) -> Chip | None:
         return self.session.scalars(select(Chip).where(Chip.device_id == device_id)).one_or_none()
 
+    def chip_by_imei(self, imei: str) -> Chip | None:
+        return self.session.scalars(select(Chip).where(Chip.imei == imei)).one_or_none()
+
     def add_chip(self, chip: Chip) -> Chip:
         self.session.add(chip)
         self.session.flush()

@@ -1,0 +1,1 @@
+"""The device side: protocol v1, registry, gateway and ingest."""
