@@ -23,6 +23,17 @@ class Settings(BaseSettings):
         "generated once and kept in data_dir/secret.key so restarts keep sessions and "
         "encrypted ID numbers readable.",
     )
+    mqtt_url: str | None = Field(
+        default=None,
+        description="mqtt://host:port or mqtts://… of an existing broker (Mosquitto, "
+        "EMQX); when unset, `serve` runs the embedded broker",
+    )
+    mqtt_listen_host: str = "127.0.0.1"
+    mqtt_listen_port: int = 1883
+    mqtt_share_group: str | None = Field(
+        default=None,
+        description="Shared-subscription group so several ingest workers split the load",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     session_hours: int = 12
