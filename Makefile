@@ -8,6 +8,9 @@ PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# The embedded MQTT broker's port; 1884 so that a system Mosquitto on 1883 does
+# not stop the demo.
+MQTT_PORT ?= 1884
 
 .PHONY: demo test venv lint typecheck bench browser-deps clean
 
@@ -34,7 +37,7 @@ browser-deps:
 demo: venv
 	$(BIN)/weldguard db upgrade
 	$(BIN)/weldguard seed demo
-	$(BIN)/weldguard serve --host $(HOST) --port $(PORT)
+	WELDGUARD_MQTT_LISTEN_PORT=$(MQTT_PORT) $(BIN)/weldguard serve --host $(HOST) --port $(PORT)
 
 test: venv browser-deps
 	$(BIN)/pytest -n 2

@@ -36,6 +36,18 @@ app.add_typer(export_app, name="export")
 device_app = typer.Typer(no_args_is_help=True, help="Chips (加芯)")
 app.add_typer(device_app, name="device")
 
+
+def _mount_device_commands() -> None:
+    from weldguard.device.mosquitto import broker_app
+
+    app.add_typer(broker_app, name="broker", help="MQTT broker access files")
+    from weldguard.sim.cli import sim_app
+
+    app.add_typer(sim_app, name="sim", help="Reference chip and fleet simulator")
+
+
+_mount_device_commands()
+
 # The command line is the operator's tool: it acts with the whole platform in reach.
 OPERATOR_SCOPE = Scope(role=Role.ADMIN, user_id=0, everything=True)
 
@@ -94,19 +106,46 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port")] = None,
 ) -> None:
-    """Run the web application and API."""
-    import uvicorn
+    """Run the web application and API, and the embedded MQTT broker unless
+    WELDGUARD_MQTT_URL names an existing one."""
+    import asyncio
 
-    from weldguard.app import create_app
+    from weldguard.device.broker import BrokerPortInUse
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
+    # amqtt logs every connection at INFO: a fleet would drown the log.
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    try:
+        asyncio.run(_serve(settings, host or settings.host, port or settings.port))
+    except BrokerPortInUse as exc:
+        _fail(exc)
+
+
+async def _serve(settings: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from weldguard.app import create_app
+    from weldguard.device.broker import start_embedded_broker
+
+    broker = None
+    if not settings.mqtt_url:
+        broker = await start_embedded_broker(
+            settings.mqtt_listen_host,
+            settings.mqtt_listen_port,
+            _factory(settings),
+            settings.resolved_secret_key(),
+        )
+        typer.echo(f"内置 MQTT 代理：{broker.url}")
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
     )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        if broker is not None:
+            await broker.stop()
 
 
 @user_app.command("create")
