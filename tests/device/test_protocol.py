@@ -710,3 +710,49 @@ def test_classify_ts() -> None:
     assert classify_ts(r - MAX_BUFFER_AGE_MS - 1, True, r) == "too_old"
     assert classify_ts(0, False, r) == "late"  # live data is never dropped for its clock
     assert MAX_BUFFER_AGE_MS == 30 * 86_400_000
+
+
+# ---------------------------------------------------------------- fast accept path
+
+
+@pytest.mark.parametrize(("kind", "text"), [e for e in doc_examples() if e[0] != "cmd"])
+def test_fast_path_accepts_the_doc_examples(kind: str, text: str) -> None:
+    from weldguard.device.protocol import codec
+
+    assert codec._UP_FAST[kind](json.loads(text))  # the hot path is taken for real traffic
+
+
+mutation_value = st.none() | st.booleans() | st.integers(-(2**33), 2**33) | st.text(max_size=40)
+mutation_value |= st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from(
+    ["locked", "unlocked", "tamper", "gas_alarm", "power_loss", "chip_removed", 0, 1, True]
+)
+mutation_value |= st.dictionaries(st.sampled_from(["lat", "lon", "acc_m", "fix_ts", "x"]), json_any)
+
+
+@settings(max_examples=1500)
+@given(st.data())
+def test_fast_path_never_accepts_what_the_schema_rejects(data: st.DataObject) -> None:
+    """Soundness of the generated fast check: whatever it accepts, fastjsonschema
+    accepts and holds no float. (When it declines, the full validator decides.)"""
+    import fastjsonschema
+
+    from weldguard.device.protocol import codec
+
+    kind, text = data.draw(st.sampled_from([e for e in doc_examples() if e[0] != "cmd"]))
+    obj = json.loads(text)
+    keys = sorted({*obj, *load_schema(kind)["properties"], "lwt", "x_new"})
+    for _ in range(data.draw(st.integers(1, 3))):
+        key = data.draw(st.sampled_from(keys))
+        if data.draw(st.booleans()) and key in obj:
+            del obj[key]
+        elif key == "gps" and isinstance(obj.get("gps"), dict) and data.draw(st.booleans()):
+            sub = data.draw(st.sampled_from(["lat", "lon", "acc_m", "fix_ts", "extra"]))
+            obj["gps"][sub] = data.draw(mutation_value)
+        else:
+            obj[key] = data.draw(mutation_value)
+    if codec._UP_FAST[kind](obj):
+        try:
+            codec._UP_VALIDATORS[kind](obj)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise AssertionError(f"fast path accepted an invalid {kind}: {obj}") from exc
+        assert codec._find_float(obj) is None

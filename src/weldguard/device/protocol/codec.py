@@ -1,8 +1,10 @@
 """Codec for device protocol v1 (docs/protocol.md). Pure, no I/O after import.
 
-The schemas in ``schemas/*.json`` are loaded with importlib.resources and compiled with
-fastjsonschema once, at import. ``decode_up`` is on the ingest hot path: a size check,
-orjson, a version check, the compiled validator and a float check, nothing else.
+The schemas in ``schemas/*.json`` are loaded with importlib.resources and compiled once,
+at import: with fastjsonschema (the full validator, which explains failures) and into a
+generated exact-type fast check (see "fast accept path"). ``decode_up`` is on the ingest
+hot path: a size check, orjson, a version check, the fast check; only a message the fast
+check declines pays for fastjsonschema and the float scan.
 """
 
 from __future__ import annotations
