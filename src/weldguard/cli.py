@@ -41,7 +41,10 @@ def _mount_device_commands() -> None:
     from weldguard.device.mosquitto import broker_app
 
     app.add_typer(broker_app, name="broker", help="MQTT broker access files")
+    from weldguard.device.ingest import ingest_command
     from weldguard.sim.cli import sim_app
+
+    app.command("ingest")(ingest_command)
 
     app.add_typer(sim_app, name="sim", help="Reference chip and fleet simulator")
 

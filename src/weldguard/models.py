@@ -1,6 +1,7 @@
 """Imports every model so that metadata is complete (Alembic, tests)."""
 
 from weldguard.auth.models import AccessToken, User
+from weldguard.device.models import DeviceMessage, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
@@ -13,6 +14,8 @@ __all__ = [
     "Chip",
     "ChipBinding",
     "Department",
+    "DeviceMessage",
+    "DeviceState",
     "Employment",
     "Enterprise",
     "ImportRun",
