@@ -5,6 +5,7 @@ PostgreSQL when WELDGUARD_TEST_DATABASE_URL is set (tests/conftest.py)."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import socket
@@ -170,7 +171,10 @@ def stored(factory: sessionmaker[Session], device_id: str) -> list[int]:
 
 
 def run(coro: Callable[[], Awaitable[None]]) -> None:
-    asyncio.run(asyncio.wait_for(coro(), 14))
+    # A loop of its own on a thread of its own: the test must not depend on
+    # whether an earlier test left an event loop running on the main thread.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, asyncio.wait_for(coro(), 14)).result()
 
 
 @pytest.mark.parametrize("broker_kind", BROKERS)
