@@ -21,18 +21,16 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from sqlalchemy import make_url, text
 
 from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
-from weldguard.db import make_engine, make_session_factory, transaction
+from weldguard.db import make_engine, make_session_factory, scratch_postgres_database, transaction
 from weldguard.domain.ids import make_credit_code
 from weldguard.enterprise import importer
 from weldguard.enterprise.fields import TEMPLATE_COLUMNS
@@ -156,16 +154,8 @@ def run(label: str, url: str, files: list[tuple[str, bytes]], count: int) -> Non
 
 
 def with_private_postgres(base_url: str, body: Callable[[str], None]) -> None:
-    name = f"weldguard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        body(make_url(base_url).set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(base_url, "weldguard_bench") as url:
+        body(url)
 
 
 def main() -> int:

@@ -26,7 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,14 +34,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, insert, make_url, select, text
+from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
 from weldguard.auth.service import AuthService, NewUser
 from weldguard.config import Settings
-from weldguard.db import make_engine, make_session_factory, transaction
+from weldguard.db import make_engine, make_session_factory, scratch_postgres_database, transaction
 from weldguard.domain.ids import make_credit_code
 from weldguard.enterprise.models import Enterprise
 from weldguard.enterprise.repository import EnterpriseFilter, EnterpriseRepository
@@ -340,16 +339,8 @@ def http(label: str, url: str, loaded: Loaded, iterations: int) -> None:
 
 
 def with_private_postgres(base_url: str, body: Callable[[str], None]) -> None:
-    name = f"weldguard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(base_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        body(make_url(base_url).set(database=name).render_as_string(hide_password=False))
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres_database(base_url, "weldguard_bench") as url:
+        body(url)
 
 
 def main() -> int:

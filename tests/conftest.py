@@ -5,19 +5,18 @@ the Alembic migrations, never by create_all."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, make_url, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import Personas, World, build_world
 from weldguard.app import create_app
 from weldguard.config import Settings
-from weldguard.db import Base, make_engine, make_session_factory
+from weldguard.db import Base, make_engine, make_session_factory, scratch_postgres_database
 from weldguard.migrate import upgrade
 from weldguard.welder.identity import IdentityVault
 
@@ -42,19 +41,10 @@ def _private_database(request: pytest.FixtureRequest) -> str:
     """A fresh database per test run, so that parallel runs (and a developer's
     demo data in the configured database) never meet."""
     assert PG_URL
-    base = make_url(PG_URL)
-    name = f"weldguard_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    request.addfinalizer(drop)
-    return base.set(database=name).render_as_string(hide_password=False)
+    scratch = scratch_postgres_database(PG_URL, "weldguard_test")
+    url = scratch.__enter__()
+    request.addfinalizer(lambda: scratch.__exit__(None, None, None))
+    return url
 
 
 @pytest.fixture(scope="session")
