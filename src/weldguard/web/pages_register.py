@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from weldguard.deps import DbSession
 from weldguard.domain.certificates import CertificateKind, CertificateStatus
 from weldguard.enterprise.fields import PRODUCTION_STATUSES
+from weldguard.enterprise.models import Enterprise
 from weldguard.enterprise.repository import EnterpriseFilter, EnterpriseRepository
 from weldguard.enterprise.service import EnterpriseService
 from weldguard.errors import NotFound
@@ -31,7 +33,7 @@ from weldguard.web.common import (
     settings_of,
     text_param,
 )
-from weldguard.web.context import PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.context import AreaOption, PageViewer, Viewer, area_options, resolve_area
 from weldguard.web.views import (
     certificate_row,
     certificate_rows,
@@ -67,14 +69,47 @@ def _area_names(session: DbSession, viewer: Viewer) -> dict[int, Jurisdiction]:
     return {option.node.id: option.node for option in area_options(session, viewer.scope)}
 
 
-def _filter_enterprise(session: DbSession, viewer: Viewer, raw: str | None) -> int | None:
+def _filter_enterprise(session: DbSession, viewer: Viewer, raw: str | None) -> Enterprise | None:
     """An enterprise filter must name a visible enterprise (404 otherwise)."""
     enterprise_id = int_param(raw)
     if raw and raw.strip() and enterprise_id is None:
         raise NotFound("企业不存在")
-    if enterprise_id is not None:
-        EnterpriseService(session).get(viewer.scope, enterprise_id)
-    return enterprise_id
+    if enterprise_id is None:
+        return None
+    return EnterpriseService(session).get(viewer.scope, enterprise_id)
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """The area and enterprise filters the machine, welder and certificate lists
+    share, both checked against the viewer's scope."""
+
+    node: Jurisdiction | None
+    enterprise: Enterprise | None
+    areas: list[AreaOption]
+
+    @property
+    def area_path(self) -> str | None:
+        return self.node.path if self.node else None
+
+    @property
+    def enterprise_id(self) -> int | None:
+        return self.enterprise.id if self.enterprise else None
+
+    def context(self) -> dict[str, object]:
+        return {
+            "areas": self.areas,
+            "selected_area": self.node.code if self.node else "",
+            "filter_enterprise": self.enterprise,
+        }
+
+
+def _list_filters(session: DbSession, viewer: Viewer, params: Mapping[str, str]) -> ListFilters:
+    return ListFilters(
+        node=resolve_area(session, viewer.scope, text_param(params.get("area"))),
+        enterprise=_filter_enterprise(session, viewer, params.get("enterprise_id")),
+        areas=area_options(session, viewer.scope),
+    )
 
 
 # --- enterprises ------------------------------------------------------------------
@@ -148,21 +183,17 @@ def enterprise_detail(
 @router.get("/machines")
 def machine_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
     params = request.query_params
-    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
-    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    filters = _list_filters(session, viewer, params)
     f = MachineFilter(
         q=text_param(params.get("q")),
-        enterprise_id=enterprise_id,
-        area_path=node.path if node else None,
+        enterprise_id=filters.enterprise_id,
+        area_path=filters.area_path,
         process=choice_param(params.get("process"), PROCESS_OPTIONS),
         status=choice_param(params.get("status"), MACHINE_STATUS_OPTIONS),
     )
     repo = MachineRepository(session)
     page = repo.search(viewer.scope, f, _page_number(params), settings_of(request).page_size)
     chips = repo.current_chips([m.id for m in page.items])
-    filter_enterprise = (
-        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
-    )
     context: dict[str, object] = {
         "viewer": viewer,
         "active": "machines",
@@ -170,11 +201,9 @@ def machine_list(request: Request, viewer: PageViewer, session: DbSession) -> Re
         "rows": machine_rows(session, viewer.scope, page.items, chips),
         "pager": make_pager("/machines", params, page.page, page.pages, page.total),
         "params": params,
-        "areas": area_options(session, viewer.scope),
-        "selected_area": node.code if node else "",
         "processes": PROCESS_OPTIONS,
         "statuses": MACHINE_STATUS_OPTIONS,
-        "filter_enterprise": filter_enterprise,
+        **filters.context(),
     }
     return _list_response(request, "machines/list.html", "machines/_results.html", context)
 
@@ -210,19 +239,15 @@ def machine_detail(
 @router.get("/welders")
 def welder_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
     params = request.query_params
-    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
-    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    filters = _list_filters(session, viewer, params)
     f = WelderFilter(
         q=text_param(params.get("q")),
-        enterprise_id=enterprise_id,
-        area_path=node.path if node else None,
+        enterprise_id=filters.enterprise_id,
+        area_path=filters.area_path,
         certified=bool_param(params.get("certified")),
     )
     page = WelderRepository(session).search(
         viewer.scope, f, viewer.today, _page_number(params), settings_of(request).page_size
-    )
-    filter_enterprise = (
-        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
     )
     context: dict[str, object] = {
         "viewer": viewer,
@@ -231,9 +256,7 @@ def welder_list(request: Request, viewer: PageViewer, session: DbSession) -> Res
         "rows": welder_rows(session, viewer.scope, page.items, viewer.today, viewer.sees_phones),
         "pager": make_pager("/welders", params, page.page, page.pages, page.total),
         "params": params,
-        "areas": area_options(session, viewer.scope),
-        "selected_area": node.code if node else "",
-        "filter_enterprise": filter_enterprise,
+        **filters.context(),
     }
     return _list_response(request, "welders/list.html", "welders/_results.html", context)
 
@@ -261,22 +284,18 @@ def welder_detail(
 @router.get("/certificates")
 def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -> Response:
     params = request.query_params
-    node = resolve_area(session, viewer.scope, text_param(params.get("area")))
-    enterprise_id = _filter_enterprise(session, viewer, params.get("enterprise_id"))
+    filters = _list_filters(session, viewer, params)
     f = CertificateFilter(
         q=text_param(params.get("q")),
         kind=choice_param(params.get("kind"), KIND_OPTIONS),
         status=choice_param(params.get("status"), STATUS_OPTIONS),
         source=choice_param(params.get("source"), SOURCE_OPTIONS),
-        enterprise_id=enterprise_id,
-        area_path=node.path if node else None,
+        enterprise_id=filters.enterprise_id,
+        area_path=filters.area_path,
     )
     repo = WelderRepository(session)
     page = repo.search_certificates(
         viewer.scope, f, viewer.today, _page_number(params), settings_of(request).page_size
-    )
-    filter_enterprise = (
-        EnterpriseService(session).get(viewer.scope, enterprise_id) if enterprise_id else None
     )
     context: dict[str, object] = {
         "viewer": viewer,
@@ -289,9 +308,7 @@ def certificate_list(request: Request, viewer: PageViewer, session: DbSession) -
         "kinds": KIND_OPTIONS,
         "statuses": STATUS_OPTIONS,
         "sources": SOURCE_OPTIONS,
-        "filter_enterprise": filter_enterprise,
-        "areas": area_options(session, viewer.scope),
-        "selected_area": node.code if node else "",
+        **filters.context(),
     }
     return _list_response(request, "certificates/list.html", "certificates/_results.html", context)
 
