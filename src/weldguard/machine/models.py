@@ -108,3 +108,5 @@ class ChipBinding(Base):
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     removed_by_name: Mapped[str | None] = mapped_column(String(64))
     removal_reason: Mapped[str | None] = mapped_column(String(128))
+    # The installer's photo of the fitted chip, relative to the data directory.
+    photo_path: Mapped[str | None] = mapped_column(String(255))
