@@ -31,7 +31,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
@@ -45,7 +45,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from weldguard.db import make_engine
 from weldguard.device.ingest_repository import IngestRepository, MessageRow
 from weldguard.device.live_state import DEFAULT_OFFLINE_FACTOR, LiveStates
-from weldguard.device.protocol import ProtocolError, classify_ts, decode_up, parse_topic
+from weldguard.device.protocol import ProtocolError, UpKind, classify_ts, decode_up, parse_topic
+from weldguard.device.sinks import IngestSink
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class IngestWorker:
         keepalive: int = 30,
         mqtt_version: int | None = None,
         clock_ms: Callable[[], int] = _now_ms,
+        sinks: Sequence[IngestSink] = (),
     ) -> None:
         if isinstance(database, str):
             self._engine = make_engine(database)
@@ -126,6 +128,8 @@ class IngestWorker:
         self.mqtt_version = mqtt_version
         self.clock_ms = clock_ms
         self.live = LiveStates(offline_factor=offline_factor)
+        self.sinks = tuple(sinks)
+        self.sink_errors: Counter[str] = Counter()
         self.repo = IngestRepository(self._engine)
         # One thread: batches and state flushes never run concurrently, and the
         # connection is only ever used by that thread.
@@ -174,6 +178,7 @@ class IngestWorker:
             "devices": len(self.live),
             "went_offline": self.went_offline,
             "connects": self.connects,
+            "sink_errors": dict(self.sink_errors),
         }
 
     async def wait_ready(self, timeout: float = 10) -> None:
@@ -193,6 +198,8 @@ class IngestWorker:
         loop = asyncio.get_running_loop()
         for device_id, st in await loop.run_in_executor(self._executor, self.repo.load_states):
             self.live.restore(device_id, st)
+        for sink in self.sinks:
+            await loop.run_in_executor(self._executor, sink.start, self._engine, self.clock_ms())
         tasks = [
             asyncio.create_task(self._writer(), name="ingest-writer"),
             asyncio.create_task(self._state_loop(), name="ingest-state"),
@@ -315,6 +322,7 @@ class IngestWorker:
                     raise ProtocolError("schema", "seq is required")
                 if self.live.will(device_id):
                     self.went_offline += 1
+                    self._sinks_offline([device_id], now)
                 return await self._store(
                     (device_id, kind.value, 0, now, now, False, _text(payload)), qos
                 )
@@ -329,6 +337,8 @@ class IngestWorker:
             change = self.live.apply(device_id, kind, message, now, history=verdict == "late")
             if change is None:
                 return 0
+            if self.sinks:
+                self._sinks_observe(device_id, kind, message, change, now)
             row: MessageRow = (
                 device_id,
                 kind.value,
@@ -379,6 +389,26 @@ class IngestWorker:
             transport = self._transport()
             if transport is not None and not transport.is_closing():
                 transport.resume_reading()
+
+    def _sinks_observe(
+        self, device_id: str, kind: UpKind, message: dict[str, Any], change: Any, now: int
+    ) -> None:
+        state = self.live.states[device_id]
+        for sink in self.sinks:
+            try:
+                sink.observe(device_id, kind, message, change, state, now)
+            except Exception:
+                self.sink_errors[sink.name] += 1
+                log.exception("ingest: sink %s failed on a message from %s", sink.name, device_id)
+
+    def _sinks_offline(self, device_ids: Sequence[str], now: int) -> None:
+        for sink in self.sinks:
+            for device_id in device_ids:
+                try:
+                    sink.went_offline(device_id, self.live.states[device_id], now)
+                except Exception:
+                    self.sink_errors[sink.name] += 1
+                    log.exception("ingest: sink %s failed on offline %s", sink.name, device_id)
 
     def _bad(self, reason: str, topic: str, payload: bytes, detail: str = "") -> None:
         self.bad[reason] += 1
@@ -439,16 +469,46 @@ class IngestWorker:
         try:
             while True:
                 await asyncio.sleep(min(self.offline_check_s, self.state_flush_s))
-                gone = self.live.due_offline(self.clock_ms())
+                now = self.clock_ms()
+                gone = self.live.due_offline(now)
                 if gone:
                     self.went_offline += len(gone)
                     log.info("ingest: %d device(s) went offline", len(gone))
+                    self._sinks_offline(gone, now)
                 if time.monotonic() - last_flush >= self.state_flush_s:
                     last_flush = time.monotonic()
                     await self._flush_states(loop)
+                    await self._flush_sinks(loop)
         finally:
             with contextlib.suppress(Exception):
                 await self._flush_states(loop)
+            with contextlib.suppress(Exception):
+                await self._flush_sinks(loop)
+
+    async def _flush_sinks(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Each sink's pending work in its own transaction, after the states (an
+        alarm row may refer to what the state flush just wrote)."""
+        now = self.clock_ms()
+        for sink in self.sinks:
+            try:
+                work = sink.drain(now)
+            except Exception:
+                self.sink_errors[sink.name] += 1
+                log.exception("ingest: sink %s failed to drain", sink.name)
+                continue
+            if work is None:
+                continue
+            try:
+                await asyncio.shield(
+                    loop.run_in_executor(self._executor, sink.write, self._engine, work, now)
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.sink_errors[sink.name] += 1
+                log.exception("ingest: sink %s failed to write; kept for the next flush", sink.name)
+                with contextlib.suppress(Exception):
+                    sink.requeue(work)
 
     async def _flush_states(self, loop: asyncio.AbstractEventLoop) -> None:
         dirty = self.live.dirty()
