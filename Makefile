@@ -37,7 +37,8 @@ browser-deps:
 demo: venv
 	$(BIN)/weldguard db upgrade
 	$(BIN)/weldguard seed demo
-	WELDGUARD_MQTT_LISTEN_PORT=$(MQTT_PORT) $(BIN)/weldguard serve --host $(HOST) --port $(PORT)
+	WELDGUARD_MQTT_LISTEN_PORT=$(MQTT_PORT) $(BIN)/weldguard serve --host $(HOST) --port $(PORT) \
+	  --fleet "$${WELDGUARD_DATA_DIR:-var}/demo-devices.csv"
 
 test: venv browser-deps
 	$(BIN)/pytest -n 2

@@ -203,3 +203,27 @@ def test_import_certificates_command(cli: CliRunner, world: World, tmp_path: Pat
     assert result.exit_code == 0, result.output
     assert "新增 1" in result.output
     assert number not in result.output
+
+
+def test_serve_refuses_a_taken_mqtt_port_clearly(
+    cli: CliRunner, world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("WELDGUARD_MQTT_LISTEN_PORT", str(taken.getsockname()[1]))
+        monkeypatch.delenv("WELDGUARD_MQTT_URL", raising=False)
+        get_settings.cache_clear()
+        result = cli.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 1
+    assert "已被占用" in result.output and "WELDGUARD_MQTT_URL" in result.output
+
+
+def test_seed_demo_writes_the_demo_fleet_file(cli: CliRunner, settings: Settings) -> None:
+    result = cli.invoke(app, ["seed", "demo"])
+    assert result.exit_code == 0, result.output
+    path = settings.data_dir / "demo-devices.csv"
+    assert f"--fleet {path}" in result.output
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 121  # header + 120 chips

@@ -102,15 +102,32 @@ def seed_demo_command() -> None:
         )
     for line in summary.lines():
         typer.echo(line)
+    from weldguard.device.registry import DeviceSecrets
+    from weldguard.seed.demo_fleet import prepare_demo_fleet
+
+    with transaction(_factory(settings)) as session:
+        path, devices = prepare_demo_fleet(
+            session, DeviceSecrets(settings.resolved_secret_key()), settings.data_dir, now
+        )
+    typer.echo(f"模拟芯片 {devices} 台的密钥已写入 {path}（weldguard serve --fleet {path}）")
 
 
 @app.command("serve")
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    fleet: Annotated[
+        Path | None,
+        typer.Option(
+            "--fleet",
+            help="Devices CSV (weldguard seed demo writes one): run these as simulated chips",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
-    """Run the web application and API, and the embedded MQTT broker unless
-    WELDGUARD_MQTT_URL names an existing one."""
+    """Run the web application and API with the device side: the embedded MQTT broker
+    unless WELDGUARD_MQTT_URL names an existing one, and the ingest worker."""
     import asyncio
 
     from weldguard.device.broker import BrokerPortInUse
@@ -118,37 +135,25 @@ def serve(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     # amqtt logs every connection at INFO: a fleet would drown the log.
-    logging.getLogger("amqtt").setLevel(logging.WARNING)
-    logging.getLogger("transitions").setLevel(logging.WARNING)
+    for noisy in ("amqtt", "transitions", "gmqtt", "weldguard.sim"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        asyncio.run(_serve(settings, host or settings.host, port or settings.port))
+        asyncio.run(_serve(settings, host or settings.host, port or settings.port, fleet))
     except BrokerPortInUse as exc:
         _fail(exc)
 
 
-async def _serve(settings: Settings, host: str, port: int) -> None:
+async def _serve(settings: Settings, host: str, port: int, fleet: Path | None) -> None:
     import uvicorn
 
     from weldguard.app import create_app
-    from weldguard.device.broker import start_embedded_broker
+    from weldguard.device.runtime import device_runtime
 
-    broker = None
-    if not settings.mqtt_url:
-        broker = await start_embedded_broker(
-            settings.mqtt_listen_host,
-            settings.mqtt_listen_port,
-            _factory(settings),
-            settings.resolved_secret_key(),
+    async with device_runtime(settings, _factory(settings), fleet_file=fleet, echo=typer.echo):
+        config = uvicorn.Config(
+            create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
         )
-        typer.echo(f"内置 MQTT 代理：{broker.url}")
-    config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
-    )
-    try:
         await uvicorn.Server(config).serve()
-    finally:
-        if broker is not None:
-            await broker.stop()
 
 
 @user_app.command("create")

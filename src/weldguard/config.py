@@ -34,6 +34,11 @@ class Settings(BaseSettings):
         default=None,
         description="Shared-subscription group so several ingest workers split the load",
     )
+    serve_device_workers: bool = Field(
+        default=True,
+        description="Run the ingest worker and the command dispatcher inside `serve`; "
+        "false when they run as their own processes (`weldguard ingest`)",
+    )
     host: str = "127.0.0.1"
     port: int = 8000
     session_hours: int = 12

@@ -14,11 +14,12 @@ from weldguard.config import Settings
 from weldguard.device.broker import (
     BrokerPortInUse,
     EmbeddedBroker,
-    parse_mqtt_url,
+    _SnapshotDict,
     platform_mqtt_credentials,
     start_embedded_broker,
 )
 from weldguard.device.broker_auth import topic_allowed
+from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
 from weldguard.errors import InvalidInput
 
 Register = Callable[[int], tuple[str, str]]
@@ -193,10 +194,27 @@ def test_topic_policy() -> None:
 
 
 def test_parse_mqtt_url() -> None:
-    assert parse_mqtt_url("mqtt://127.0.0.1") == ("127.0.0.1", 1883, False)
-    assert parse_mqtt_url("mqtts://broker.example.cn:8884") == ("broker.example.cn", 8884, True)
-    assert parse_mqtt_url(" mqtt://u:p@mq:1884 ") == ("mq", 1884, False)
+    assert parse_mqtt_url("mqtt://127.0.0.1") == MqttAddress("127.0.0.1", 1883, False)
+    assert parse_mqtt_url("mqtts://broker.example.cn:8884") == MqttAddress(
+        "broker.example.cn", 8884, True
+    )
+    address = parse_mqtt_url(" mqtt://u:p%40ss@mq:1884 ")
+    assert address == MqttAddress("mq", 1884, False, "u", "p@ss")
+    assert "p@ss" not in repr(address) and "p@ss" not in str(address)
     for bad in ("http://x", "mqtt://", "mqtt://h:99999", "127.0.0.1:1883"):
         with pytest.raises(InvalidInput) as caught:
             parse_mqtt_url(bad)
         assert "p@" not in str(caught.value)
+
+
+def test_subscription_table_iterates_over_a_snapshot(embedded_broker: EmbeddedBroker) -> None:
+    # amqtt awaits inside its loops over the subscription table; a chip that
+    # subscribes meanwhile must not abort a broadcast (and lose the message).
+    table = embedded_broker._broker._subscriptions
+    assert isinstance(table, _SnapshotDict)
+    table["wg/v1/A/down/cmd"] = []
+    for key in table:
+        table[key + "/x"] = []
+    for key, _ in table.items():
+        table[key + "/y"] = []
+    assert "wg/v1/A/down/cmd/x/y" in table

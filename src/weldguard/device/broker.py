@@ -15,9 +15,9 @@ import errno
 import logging
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError, NoDataError
@@ -39,7 +39,6 @@ from weldguard.errors import DomainError, InvalidInput
 __all__ = [
     "BrokerPortInUse",
     "EmbeddedBroker",
-    "parse_mqtt_url",
     "platform_mqtt_credentials",
     "start_embedded_broker",
 ]
@@ -60,26 +59,6 @@ class BrokerPortInUse(DomainError):
             f"MQTT 端口 {host}:{port} 已被占用（another broker is running?）："
             "设置 WELDGUARD_MQTT_URL 使用现有代理，或用 WELDGUARD_MQTT_LISTEN_PORT 换一个端口"
         )
-
-
-def parse_mqtt_url(url: str) -> tuple[str, int, bool]:
-    """mqtt://host[:1883] or mqtts://host[:8883] -> (host, port, tls). Credentials in
-    the URL are ignored here and never echoed in errors."""
-    parts = urlsplit(url.strip())
-    scheme = parts.scheme.lower()
-    if scheme in ("mqtt", "tcp"):
-        tls, default_port = False, 1883
-    elif scheme in ("mqtts", "ssl", "tls"):
-        tls, default_port = True, 8883
-    else:
-        raise InvalidInput("MQTT 地址应以 mqtt:// 或 mqtts:// 开头（e.g. mqtt://127.0.0.1:1883）")
-    try:
-        port = parts.port
-    except ValueError:
-        raise InvalidInput("MQTT 地址的端口无效（expected 1–65535）") from None
-    if not parts.hostname:
-        raise InvalidInput("MQTT 地址缺少主机名（e.g. mqtt://127.0.0.1:1883）")
-    return parts.hostname, port or default_port, tls
 
 
 def _probe_port(host: str, port: int) -> None:
@@ -114,6 +93,19 @@ def _address_in_use(exc: BaseException) -> bool:
     return False
 
 
+class _SnapshotDict(dict[str, Any]):
+    """amqtt 0.12 iterates its subscription table across awaits (broadcast, retained
+    messages on connect); a chip subscribing meanwhile raised "dictionary changed
+    size during iteration" and the message being broadcast was lost for every
+    subscriber. Iterating over a snapshot makes those loops safe."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+    def items(self) -> Any:
+        return list(super().items())
+
+
 class _AuthFirstBroker(Broker):  # type: ignore[misc]
     """amqtt 0.12 looks up (and, for a clean session, deletes) the session of the
     CONNECT's client id before it authenticates, so anyone who knows a device id
@@ -121,6 +113,10 @@ class _AuthFirstBroker(Broker):  # type: ignore[misc]
     subscription with a wrong password. This authenticates first and only then
     runs amqtt's own session handling (copied from Broker._initialize_client_session;
     tests/device/test_broker_embedded.py guards it against amqtt upgrades)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._subscriptions = _SnapshotDict(self._subscriptions)  # type: ignore[has-type]
 
     async def _initialize_client_session(
         self, reader: Any, writer: Any, remote_address: str, remote_port: int

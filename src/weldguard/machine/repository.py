@@ -125,6 +125,26 @@ class MachineRepository:
             )
         ).one_or_none()
 
+    def fitted_chips_in_area(
+        self, area_path: str, limit: int
+    ) -> list[tuple[Chip, ChipBinding, Machine]]:
+        """Chips sitting in working machines of an area (the demo fleet), oldest
+        machines first so the choice is stable."""
+        rows = self.session.execute(
+            select(Chip, ChipBinding, Machine)
+            .join(ChipBinding, ChipBinding.chip_id == Chip.id)
+            .join(Machine, Machine.id == ChipBinding.machine_id)
+            .join(Enterprise, Enterprise.id == Machine.enterprise_id)
+            .where(
+                ChipBinding.removed_at.is_(None),
+                Machine.status != MachineStatus.RETIRED.value,
+                within(Enterprise.area_path, area_path),
+            )
+            .order_by(Machine.id)
+            .limit(limit)
+        )
+        return [(c, b, m) for c, b, m in rows]
+
     def bindings_of(self, machine_id: int) -> list[tuple[ChipBinding, Chip]]:
         rows = self.session.execute(
             select(ChipBinding, Chip)

@@ -1,0 +1,133 @@
+"""The device side of ``weldguard serve``: the broker (embedded unless
+WELDGUARD_MQTT_URL names one), the ingest worker, and for the demo a fleet of
+simulated chips, all on the server's event loop next to the web application.
+
+A large installation runs ``weldguard ingest`` processes of its own against
+Mosquitto instead (WELDGUARD_SERVE_DEVICE_WORKERS=false); this module is the
+all-in-one shape for one machine and for the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from weldguard.config import Settings
+from weldguard.device.broker import EmbeddedBroker, start_embedded_broker
+from weldguard.device.broker_auth import platform_mqtt_credentials
+from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeviceRuntime:
+    address: MqttAddress
+    # 4 for the embedded amqtt broker (MQTT 3.1.1 only); None: 5 with fallback.
+    mqtt_version: int | None
+    broker: EmbeddedBroker | None = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    workers: dict[str, Any] = field(default_factory=dict)
+
+
+def _broker_address(settings: Settings, broker: EmbeddedBroker | None) -> MqttAddress:
+    if broker is not None:
+        username, password = platform_mqtt_credentials(settings.resolved_secret_key())
+        return MqttAddress(broker.host, broker.port, False, username, password)
+    assert settings.mqtt_url is not None
+    return parse_mqtt_url(settings.mqtt_url)
+
+
+def _watch(task: asyncio.Task[Any]) -> None:
+    """A worker that dies must say so loudly; the web side keeps serving."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None:
+        log.error("device worker %s stopped: %r", task.get_name(), exc, exc_info=exc)
+
+
+def _spawn(runtime: DeviceRuntime, coro: Any, name: str) -> None:
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_watch)
+    runtime.tasks.append(task)
+
+
+@contextlib.asynccontextmanager
+async def device_runtime(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    fleet_file: Path | None = None,
+    echo: Callable[[str], None] = print,
+) -> AsyncIterator[DeviceRuntime]:
+    broker = None
+    if not settings.mqtt_url:
+        broker = await start_embedded_broker(
+            settings.mqtt_listen_host,
+            settings.mqtt_listen_port,
+            session_factory,
+            settings.resolved_secret_key(),
+        )
+        echo(f"内置 MQTT 代理：{broker.url}")
+    runtime = DeviceRuntime(
+        address=_broker_address(settings, broker),
+        mqtt_version=4 if broker is not None else None,
+        broker=broker,
+    )
+    try:
+        if settings.serve_device_workers:
+            _start_workers(runtime, settings, session_factory)
+        if fleet_file is not None:
+            _start_fleet(runtime, fleet_file, echo)
+        yield runtime
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        if broker is not None:
+            await broker.stop()
+
+
+def _start_workers(
+    runtime: DeviceRuntime, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    from weldguard.device.ingest import IngestWorker
+
+    address = runtime.address
+    ingest = IngestWorker(
+        database=session_factory,
+        host=address.host,
+        port=address.port,
+        username=address.username,
+        password=address.password,
+        share_group=settings.mqtt_share_group,
+        mqtt_version=runtime.mqtt_version,
+    )
+    runtime.workers["ingest"] = ingest
+    _spawn(runtime, ingest.run(), "ingest")
+
+
+def _start_fleet(runtime: DeviceRuntime, fleet_file: Path, echo: Callable[[str], None]) -> None:
+    from weldguard.sim.fleet import Fleet, load_devices
+
+    devices = load_devices(fleet_file)
+    address = runtime.address
+    # The simulated chips log in with their own credentials, as real ones do.
+    fleet = Fleet(
+        devices,
+        f"mqtt://{address.host}:{address.port}",
+        misbehaving=0.1,
+        # Until welders scan to unlock, some honest chips unlock themselves so
+        # that the demo shows welding.
+        self_unlock=0.3,
+    )
+    runtime.workers["fleet"] = fleet
+    echo(f"模拟芯片：{len(devices)} 台（{len(fleet.misbehaving)} 台异常）")
+    _spawn(runtime, fleet.run(), "fleet")
