@@ -1,11 +1,12 @@
 """Imports every model so that metadata is complete (Alembic, tests)."""
 
 from weldguard.auth.models import AccessToken, User
-from weldguard.device.models import DeviceMessage, DeviceState
+from weldguard.device.models import DeviceAlarm, DeviceCommand, DeviceMessage, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.report.models import ImportRun
+from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
 from weldguard.welder.models import Certificate, Employment, Welder
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "Chip",
     "ChipBinding",
     "Department",
+    "DeviceAlarm",
+    "DeviceCommand",
     "DeviceMessage",
     "DeviceState",
     "Employment",
@@ -21,7 +24,10 @@ __all__ = [
     "ImportRun",
     "Jurisdiction",
     "Machine",
+    "ScanRecord",
     "Site",
+    "SpecialPeriod",
     "User",
     "Welder",
+    "WorkSession",
 ]
