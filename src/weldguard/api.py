@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from weldguard.auth.endpoints import router as auth_router
+from weldguard.device.endpoints import router as command_router
 from weldguard.enterprise.endpoints import router as enterprise_router
 from weldguard.jurisdiction.endpoints import router as jurisdiction_router
 from weldguard.machine.endpoints import router as machine_router
@@ -17,5 +18,6 @@ for area_router in (
     machine_router,
     welder_router,
     report_router,
+    command_router,
 ):
     router.include_router(area_router)

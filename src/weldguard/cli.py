@@ -45,6 +45,12 @@ def _mount_device_commands() -> None:
     from weldguard.sim.cli import sim_app
 
     app.command("ingest")(ingest_command)
+    from weldguard.unlock.labels_cli import labels_command
+
+    app.command("labels")(labels_command)
+    from weldguard.device.commands_cli import command_cli
+
+    device_app.command("command")(command_cli)
 
     app.add_typer(sim_app, name="sim", help="Reference chip and fleet simulator")
 

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="The address phones reach the platform at; printed into the QR "
+        "labels (scheme and host, no trailing slash), so changing it means reprinting",
+    )
     session_hours: int = 12
     api_token_days: int = 30
     login_max_failures: int = 5

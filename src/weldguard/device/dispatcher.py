@@ -1,0 +1,381 @@
+"""The command dispatcher: publishes due commands to the chips and expires the
+overdue ones (docs/protocol.md § 13).
+
+Each cycle, on a database thread: expire what passed ``exp``; read what is due;
+claim each publish with a conditional UPDATE in a transaction of its own (so
+several dispatchers, in one process or many, never publish the same attempt
+twice, and one in flight per device holds); then, on the loop, publish the
+stored payload byte for byte at QoS 1 on ``wg/v1/{device}/down/cmd``. The claim
+commits before the publish: a publish lost to a broken connection is simply the
+attempt the back-off repeats.
+
+A cycle runs every ``poll_s`` and at once on :meth:`CommandDispatcher.wake`
+(thread-safe), which an in-process caller uses after committing a command and the
+ingest ``CommandSink`` after committing acks and hellos.
+
+The MQTT connection is our own loop (gmqtt's reconnection is off): backoff with
+jitter from 1 s to 60 s, a fresh client per attempt, callbacks that log and never
+raise. TCP_NODELAY is set on the socket (asyncio sets it too; an unlock's
+round trip must not wait behind Nagle's algorithm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import uuid
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from gmqtt import Client as MQTTClient
+from gmqtt.mqtt.constants import MQTTv311
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from weldguard.db import make_engine, make_session_factory, transaction, utcnow
+from weldguard.device.broker_auth import platform_mqtt_credentials
+from weldguard.device.commands import CommandService, DispatchItem
+from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
+from weldguard.device.protocol import command_topic
+from weldguard.device.registry import DeviceSecrets
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 5.0
+MAX_BACKOFF_S = 60.0
+
+# The dispatchers running in this process, so that whoever commits a command here
+# (an API request, the scan-to-unlock flow, the ingest sink) can have it
+# published at once; other processes find it at their next poll.
+_local: weakref.WeakSet[CommandDispatcher] = weakref.WeakSet()
+
+
+def wake_local_dispatchers() -> None:
+    """Thread-safe; does nothing when no dispatcher runs in this process."""
+    for dispatcher in list(_local):
+        dispatcher.wake()
+
+
+class CommandDispatcher:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        device_secrets: DeviceSecrets,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        client_id: str | None = None,
+        poll_s: float = 0.5,
+        batch_size: int = 200,
+        keepalive: int = 30,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session_factory = session_factory
+        self.device_secrets = device_secrets
+        self.host, self.port, self.tls = host, port, tls
+        self.username, self.password = username, password
+        self.client_id = client_id or f"weldguard-dispatch-{uuid.uuid4().hex[:12]}"
+        self.poll_s = poll_s
+        self.batch_size = batch_size
+        self.keepalive = keepalive
+        self.clock = clock
+        # One database thread: cycles never overlap and a connection stays on it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._client: Any = None
+        self.published = 0
+        self.expired = 0
+        self.lost_claims = 0
+        self.connects = 0
+        self.connect_failures = 0
+        self.errors: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ public
+
+    def wake(self) -> None:
+        """Run a cycle now. Safe from any thread."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._wake.set)
+
+    async def wait_connected(self, timeout: float = 10) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def nodelay(self) -> bool | None:
+        """TCP_NODELAY as the live socket reports it (None when not connected)."""
+        sock = self._socket()
+        if sock is None:
+            return None
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "published": self.published,
+            "expired": self.expired,
+            "lost_claims": self.lost_claims,
+            "connects": self.connects,
+            "connect_failures": self.connect_failures,
+            "connected": self.connected,
+            "errors": dict(self.errors),
+        }
+
+    async def run(self) -> None:
+        """Runs until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        connection = asyncio.create_task(self._connection_loop(), name="dispatch-mqtt")
+        _local.add(self)
+        try:
+            await self._dispatch_loop()
+        finally:
+            _local.discard(self)
+            connection.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await connection
+            await self._close_client()
+            self._executor.shutdown(wait=False)
+
+    # ------------------------------------------------------------------ cycles
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            more = False
+            try:
+                more = await self._cycle()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away, a bug: log, go on
+                self.errors[type(exc).__name__] += 1
+                log.exception("dispatch: cycle failed")
+            if more:
+                continue  # a full batch: there may be more due right now
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+
+    async def _cycle(self) -> bool:
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        expired = await loop.run_in_executor(self._executor, self._expire, now)
+        if expired:
+            self.expired += expired
+            log.info("dispatch: %d command(s) expired", expired)
+        if not self._connected.is_set():
+            # Claiming now would only count attempts nobody could receive.
+            return False
+        items = await loop.run_in_executor(self._executor, self._claim, now)
+        for item in items:
+            self._publish(item)
+        return len(items) >= self.batch_size
+
+    def _expire(self, now: datetime) -> int:
+        with transaction(self.session_factory) as session:
+            return CommandService(session, self.device_secrets).expire_overdue(now)
+
+    def _claim(self, now: datetime) -> list[DispatchItem]:
+        # Closing the reading session ends its transaction before the writes
+        # below and detaches the rows without expiring them.
+        with self.session_factory() as session:
+            due = CommandService(session, self.device_secrets).due(now, self.batch_size)
+        claimed: list[DispatchItem] = []
+        for command in due:
+            try:
+                # One short transaction per claim: a lost race costs only itself.
+                with transaction(self.session_factory) as session:
+                    item = CommandService(session, self.device_secrets).claim(command, now)
+            except IntegrityError:
+                # PostgreSQL: another dispatcher put a command of this device in
+                # flight between our read and our UPDATE; the unique index said no.
+                item = None
+            except OperationalError as exc:
+                # SQLite: another writer holds the database; next cycle.
+                self.errors[type(exc).__name__] += 1
+                log.warning("dispatch: claim of %s failed: %s", command.id, exc)
+                break
+            if item is None:
+                self.lost_claims += 1
+            else:
+                claimed.append(item)
+        return claimed
+
+    def _publish(self, item: DispatchItem) -> None:
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return  # claimed but not sent: the back-off repeats it
+        try:
+            client.publish(command_topic(item.device_id), item.payload, qos=1, retain=False)
+            self.published += 1
+            log.debug(
+                "dispatch: %s → %s (attempt %d)", item.command_id, item.device_id, item.attempt
+            )
+        except Exception as exc:
+            self.errors["publish"] += 1
+            log.warning("dispatch: publishing %s failed: %s", item.command_id, exc)
+
+    # ------------------------------------------------------------------ MQTT
+
+    async def _connection_loop(self) -> None:
+        delay = 1.0
+        while True:
+            client = MQTTClient(self.client_id, clean_session=True)
+            # Our loop owns reconnection: gmqtt's would race it with a second client.
+            client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            if self.username:
+                client.set_auth_credentials(self.username, self.password)
+            self._client = client
+            self._disconnected.clear()
+            try:
+                await asyncio.wait_for(
+                    client.connect(
+                        self.host,
+                        self.port,
+                        ssl=self.tls,
+                        keepalive=self.keepalive,
+                        version=MQTTv311,
+                    ),
+                    CONNECT_TIMEOUT_S,
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.connect_failures += 1
+                log.warning("dispatch: cannot connect to %s:%s: %s", self.host, self.port, exc)
+                await self._close_client()
+                # Jitter: a restarted platform's dispatchers must not reconnect in step.
+                await asyncio.sleep(delay * random.uniform(0.75, 1.25))
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            delay = 1.0
+            self.connects += 1
+            self._set_nodelay()
+            self._connected.set()
+            self._wake.set()  # publish what waited while we were away
+            await self._disconnected.wait()
+            self._connected.clear()
+            log.warning("dispatch: connection to broker lost; reconnecting")
+            await self._close_client()
+            await asyncio.sleep(0.5)
+
+    def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
+        log.info("dispatch: connected to %s:%s", self.host, self.port)
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        try:
+            if client is self._client:
+                self._connected.clear()
+                self._disconnected.set()
+        except Exception:  # a callback must never take the client down
+            log.exception("dispatch: on_disconnect failed")
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        self._connected.clear()
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), 2)
+
+    def _socket(self) -> Any:
+        transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
+        return None if transport is None else transport.get_extra_info("socket")
+
+    def _set_nodelay(self) -> None:
+        sock = self._socket()
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):  # not TCP (a unix socket in some setups)
+            log.debug("dispatch: could not set TCP_NODELAY", exc_info=True)
+
+
+# ---------------------------------------------------------------------- entry points
+
+
+def mqtt_login(mqtt_url: str, platform_secret: str) -> MqttAddress:
+    """The broker address with the URL's credentials when it has them (an
+    operator's Mosquitto account), else with the platform's own account, which the
+    embedded broker and the generated Mosquitto files both know."""
+    address = parse_mqtt_url(mqtt_url)
+    if address.username:
+        return address
+    return address.with_credentials(*platform_mqtt_credentials(platform_secret))
+
+
+async def run_dispatcher(
+    database_url: str | Engine,
+    mqtt_url: str,
+    *,
+    platform_secret: str,
+    client_id: str | None = None,
+    poll_s: float = 0.5,
+    started: Callable[[CommandDispatcher], None] | None = None,
+) -> None:
+    """Runs a dispatcher until cancelled. ``started`` receives it once built (to
+    wire its ``wake`` into a CommandSink or the API, in one process)."""
+    engine = make_engine(database_url) if isinstance(database_url, str) else database_url
+    address = mqtt_login(mqtt_url, platform_secret)
+    dispatcher = CommandDispatcher(
+        session_factory=make_session_factory(engine),
+        device_secrets=DeviceSecrets(platform_secret),
+        host=address.host,
+        port=address.port,
+        tls=address.tls,
+        username=address.username,
+        password=address.password,
+        client_id=client_id,
+        poll_s=poll_s,
+    )
+    if started is not None:
+        started(dispatcher)
+    try:
+        await dispatcher.run()
+    finally:
+        if isinstance(database_url, str):
+            engine.dispose()
+
+
+def dispatch_command(
+    mqtt_url: Annotated[
+        str | None, typer.Option("--mqtt-url", help="mqtt://user:pass@host:port")
+    ] = None,
+    client_id: Annotated[str | None, typer.Option("--client-id")] = None,
+) -> None:
+    """Publish queued commands to the chips and retry them until acked or expired
+    (weldguard dispatch)."""
+    from weldguard.config import get_settings
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level)
+    url = mqtt_url or settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_listen_port}"
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_dispatcher(
+                settings.resolved_database_url(),
+                url,
+                platform_secret=settings.resolved_secret_key(),
+                client_id=client_id,
+            )
+        )
