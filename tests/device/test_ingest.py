@@ -20,8 +20,13 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.factories import NOW, World
 from weldguard.device.ingest import IngestWorker, parse_mqtt_url, topic_filter
+from weldguard.device.ingest_repository import IngestRepository, arc_threshold_da
+from weldguard.device.live_state import DeviceLive, StateChange
 from weldguard.device.models import DeviceMessage, DeviceState
+from weldguard.machine.models import ChipBinding, Machine
+from weldguard.machine.service import MachineService
 
 MQTT_URL = os.environ.get("WELDGUARD_TEST_MQTT_URL")
 BROKERS = ["embedded"] + (["mosquitto"] if MQTT_URL else [])
@@ -307,7 +312,13 @@ def test_device_goes_offline_after_its_deadline_and_on_its_will(
         async with broker(broker_kind) as (host, port):
             # 10 s heartbeats (the protocol's minimum) x 0.1: offline after 1 s.
             worker = make_worker(
-                engine, host, port, offline_factor=0.1, offline_check_ms=100, state_flush_ms=200
+                engine,
+                host,
+                port,
+                offline_factor=0.1,
+                offline_grace_ms=0,
+                offline_check_ms=100,
+                state_flush_ms=200,
             )
             async with running(worker):
                 await asyncio.to_thread(
@@ -371,3 +382,195 @@ def test_topic_filter_uses_the_share_group() -> None:
     assert topic_filter(None) == "wg/v1/+/up/+"
     assert topic_filter("weldguard") == "$share/weldguard/wg/v1/+/up/+"
     assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884") == ("broker", 1884, "u", "p@ss")
+
+
+class FlakySink:
+    """A sink with bugs: observe raises on seq 2, the first write fails."""
+
+    name = "flaky"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[int] = []
+        self.pending: list[int] = []
+        self.written: list[int] = []
+        self.requeued: list[list[int]] = []
+        self.writes_to_fail = 1
+        self.state_stored_before_write = False
+
+    def start(self, engine: Engine, now_ms: int) -> None:
+        pass
+
+    def observe(
+        self,
+        device_id: str,
+        kind: Any,
+        message: Any,
+        change: StateChange,
+        state: DeviceLive,
+        now_ms: int,
+    ) -> None:
+        if message["seq"] == 2:
+            raise RuntimeError("a bug in the sink")
+        self.seen.append(message["seq"])
+        self.pending.append(message["seq"])
+
+    def went_offline(self, device_id: str, state: DeviceLive, now_ms: int) -> None:
+        pass
+
+    def drain(self, now_ms: int) -> list[int] | None:
+        if not self.pending:
+            return None
+        work, self.pending = self.pending, []
+        return work
+
+    def write(self, engine: Engine, work: list[int], now_ms: int) -> None:
+        with Session(engine) as s:
+            # States are flushed before the sinks: what a sink writes may refer to them.
+            self.state_stored_before_write = (
+                s.scalars(select(DeviceState.device_id)).first() is not None
+            )
+        if self.writes_to_fail:
+            self.writes_to_fail -= 1
+            raise RuntimeError("the sink's database is away")
+        self.written.extend(work)
+
+    def requeue(self, work: list[int]) -> None:
+        self.requeued.append(work)
+        self.pending = work + self.pending
+
+
+def test_a_failing_sink_neither_stops_the_worker_nor_loses_its_work(
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    dev = f"S{uuid.uuid4().hex[:12]}"
+    sink = FlakySink(engine)
+
+    async def scenario() -> None:
+        async with broker("embedded") as (host, port):
+            worker = make_worker(engine, host, port, sinks=[sink], state_flush_ms=200)
+            async with running(worker):
+                await asyncio.to_thread(
+                    publish, host, port, [up(dev, "hb", hb(1)), up(dev, "tel", tel(2))]
+                )
+                await until(lambda: worker.stored >= 2)
+                # Messages that arrive after the failures still flow.
+                await asyncio.to_thread(publish, host, port, [up(dev, "tel", tel(3))])
+                await until(lambda: sink.written == [1, 3])
+                stats = worker.stats()
+        assert stored(session_factory, dev) == [1, 2, 3]
+        assert sink.seen == [1, 3]
+        assert sink.requeued and sink.requeued[0][0] == 1
+        assert stats["sink_errors"] == {"flaky": 2}  # one observe, one write
+        assert sink.state_stored_before_write
+
+    run(scenario)
+
+
+def test_machine_arc_thresholds_are_loaded_and_refreshed(
+    world: World, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    """device_id → the machine its chip is bound to now; max(5 A, 5 % of the rated
+    current). A chip bound while the worker runs counts after the next refresh."""
+    assert arc_threshold_da(400) == 200
+    assert arc_threshold_da(80) == 50  # 5 % would be 4 A: the floor wins
+    assert arc_threshold_da(315) == 158  # rounded up
+    repo = IngestRepository(engine)
+    assert repo.load_arc_thresholds() == {"WGC000001": 200}
+    dev = "WGC000002"
+
+    async def scenario() -> None:
+        async with broker("embedded") as (host, port):
+            worker = make_worker(engine, host, port, arc_refresh_s=0.2, state_flush_ms=100)
+            async with running(worker):
+                assert worker.live.arc_threshold_da == {"WGC000001": 200}
+                with session_factory() as s:
+                    machine = s.get(Machine, world.machines["B"].id)
+                    assert machine is not None
+                    MachineService(s).fit_chip(
+                        machine, dev, "860000000000002", "89860000000000000002", "安装员", NOW
+                    )
+                    s.commit()
+                await until(lambda: dev in worker.live.arc_threshold_da)
+                # 15 A on a 400 A machine is below its 20 A threshold: not welding.
+                weak = tel(1, i_avg_da=150, i_max_da=180)
+                await asyncio.to_thread(publish, host, port, [up(dev, "tel", weak)])
+                await until(lambda: worker.stored >= 1)
+                assert worker.live.states[dev].arc_on is False
+                await asyncio.to_thread(publish, host, port, [up(dev, "tel", tel(2))])
+                await until(lambda: worker.stored >= 2)
+                assert worker.live.states[dev].arc_on is True
+
+    run(scenario)
+    with session_factory() as s:
+        binding = s.scalars(select(ChipBinding).where(ChipBinding.removed_at.is_(None))).first()
+        assert binding is not None
+        binding.removed_at = NOW
+        s.commit()
+    assert len(repo.load_arc_thresholds()) == 1  # the removed chip no longer counts
+
+
+def _publish_packet(topic: str, payload: bytes, qos: int, mid: int, props: bytes | None) -> bytes:
+    t = topic.encode()
+    body = len(t).to_bytes(2, "big") + t
+    if qos:
+        body += mid.to_bytes(2, "big")
+    if props is not None:  # MQTT 5: property length (one byte here) and properties
+        body += bytes([len(props)]) + props
+    body += payload
+    assert len(body) < 128 * 128
+    length = (
+        bytes([len(body) % 128 | 0x80, len(body) // 128])
+        if len(body) >= 128
+        else bytes([len(body)])
+    )
+    return bytes([0x30 | qos << 1]) + length + body
+
+
+def test_the_packet_reader_takes_plain_publishes_and_passes_the_rest_to_gmqtt(
+    engine: Engine,
+) -> None:
+    """The worker's own PUBLISH parser (see IngestWorker._take_reads), fed bytes the
+    way gmqtt's read loop does, split anywhere."""
+    dev = f"P{uuid.uuid4().hex[:12]}"
+    handed: list[tuple[int, bytes]] = []
+
+    class Connection:
+        _last_data_in = 0.0
+
+        def put_package(self, package: Any) -> None:
+            handed.append((package.cmd, package.data))
+
+    class Protocol:
+        proto_ver = 5
+
+        def _read_packet(self, data: bytes) -> int:
+            raise AssertionError("replaced")
+
+    class Client:
+        _connection = Connection()
+
+    Client._connection._protocol = Protocol()  # type: ignore[attr-defined]
+
+    async def scenario() -> None:
+        worker = make_worker(engine, "127.0.0.1", 1)
+        worker._take_reads(Client)
+        read = Client._connection._protocol._read_packet  # type: ignore[attr-defined]
+        topic = f"wg/v1/{dev}/up/hb"
+        data = (
+            _publish_packet(topic, orjson.dumps(hb(1)), 0, 0, b"")
+            + _publish_packet(topic, orjson.dumps(hb(2)), 1, 7, b"")
+            # With a property (message expiry): gmqtt parses that one.
+            + _publish_packet(topic, orjson.dumps(hb(3)), 1, 8, b"\x02\x00\x00\x00\x3c")
+            + b"\xd0\x00"  # PINGRESP
+            + _publish_packet(topic, orjson.dumps(hb(4)), 1, 9, b"")
+        )
+        cut = len(data) - 10
+        consumed = read(data[:cut])
+        assert 0 < consumed < cut  # the last packet is incomplete: left for the next read
+        assert read(data[consumed:]) == len(data) - consumed
+        assert [row[2] for row in worker._rows] == [1, 2, 4]
+        assert worker._acks == [7, 9]  # 8 is acknowledged by gmqtt's path
+        assert [cmd for cmd, _ in handed] == [0x32, 0xD0]
+
+    run(scenario)

@@ -62,7 +62,7 @@ def test_gps_arc_and_lock_events() -> None:
 
 
 def test_offline_deadlines_without_a_sweep() -> None:
-    live = LiveStates(offline_factor=2.5)
+    live = LiveStates(offline_factor=2.5, offline_grace_ms=0)
     live.apply("a", "hb", hb(1, interval_s=10), T0)  # deadline T0 + 25 s
     live.apply("b", "hb", hb(1, interval_s=30), T0)  # deadline T0 + 75 s
     assert live.due_offline(T0 + 24_999) == []
@@ -100,3 +100,18 @@ def test_restored_state_lets_the_database_decide_about_old_seqs() -> None:
     assert live.apply("d1", "hb", hb(8), T0) is None  # trusted again: regression
     assert live.will("d1") is True
     assert live.states["d1"].online is False
+
+
+def test_offline_deadline_follows_the_heartbeat_promise() -> None:
+    """docs/protocol.md § 6.3: heartbeats every interval_s ± 10 %. Offline after
+    interval + max(3 s, 10 %) + 1 s of transit: 34 s for the default 30 s."""
+    live = LiveStates()
+    assert live.offline_after_ms(30) == 34_000
+    assert live.offline_after_ms(60) == 67_000
+    assert live.offline_after_ms(10) == 14_000
+    live.apply("d1", "hb", hb(1, interval_s=30), T0)
+    # A heartbeat as late as the chip may send it (+10 %) keeps it online.
+    assert live.due_offline(T0 + 33_000) == []
+    live.apply("d1", "hb", hb(2, interval_s=30), T0 + 33_000)
+    assert live.due_offline(T0 + 33_000 + 33_999) == []
+    assert live.due_offline(T0 + 33_000 + 34_000) == ["d1"]

@@ -1,6 +1,7 @@
 """The device side of ``weldguard serve``: the broker (embedded unless
-WELDGUARD_MQTT_URL names one), the ingest worker, and for the demo a fleet of
-simulated chips, all on the server's event loop next to the web application.
+WELDGUARD_MQTT_URL names one), the ingest worker with its sinks (command acks,
+device alarms), the command dispatcher, and for the demo a fleet of simulated
+chips, all on the server's event loop next to the web application.
 
 A large installation runs ``weldguard ingest`` processes of its own against
 Mosquitto instead (WELDGUARD_SERVE_DEVICE_WORKERS=false); this module is the
@@ -20,8 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.config import Settings
 from weldguard.device.broker import EmbeddedBroker, start_embedded_broker
-from weldguard.device.broker_auth import platform_mqtt_credentials
-from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
+from weldguard.device.mqtt_url import MqttAddress
+from weldguard.device.registry import DeviceSecrets
+from weldguard.device.sinks import IngestSink
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +39,20 @@ class DeviceRuntime:
 
 
 def _broker_address(settings: Settings, broker: EmbeddedBroker | None) -> MqttAddress:
-    if broker is not None:
-        username, password = platform_mqtt_credentials(settings.resolved_secret_key())
-        return MqttAddress(broker.host, broker.port, False, username, password)
-    assert settings.mqtt_url is not None
-    return parse_mqtt_url(settings.mqtt_url)
+    from weldguard.device.dispatcher import mqtt_login
+
+    url = broker.url if broker is not None else settings.mqtt_url
+    assert url is not None
+    return mqtt_login(url, settings.resolved_secret_key())
+
+
+def ingest_sinks(settings: Settings) -> list[IngestSink]:
+    """What every ingest worker feeds besides the message store: command acks
+    (and the clock sync a hello calls for) and device alarms."""
+    from weldguard.device.alarms import AlarmSink
+    from weldguard.device.command_sink import CommandSink
+
+    return [CommandSink(DeviceSecrets(settings.resolved_secret_key())), AlarmSink()]
 
 
 def _watch(task: asyncio.Task[Any]) -> None:
@@ -85,6 +96,12 @@ async def device_runtime(
         if settings.serve_device_workers:
             _start_workers(runtime, settings, session_factory)
         if fleet_file is not None:
+            ingest = runtime.workers.get("ingest")
+            if ingest is not None:
+                # The simulated chips publish their hello at once; a worker that
+                # has not subscribed yet would never see it (a fresh client id
+                # has no session on the broker to queue it in).
+                await ingest.wait_ready(timeout=15)
             _start_fleet(runtime, fleet_file, echo)
         yield runtime
     finally:
@@ -98,6 +115,7 @@ async def device_runtime(
 def _start_workers(
     runtime: DeviceRuntime, settings: Settings, session_factory: sessionmaker[Session]
 ) -> None:
+    from weldguard.device.dispatcher import CommandDispatcher
     from weldguard.device.ingest import IngestWorker
 
     address = runtime.address
@@ -109,9 +127,21 @@ def _start_workers(
         password=address.password,
         share_group=settings.mqtt_share_group,
         mqtt_version=runtime.mqtt_version,
+        sinks=ingest_sinks(settings),
+    )
+    dispatcher = CommandDispatcher(
+        session_factory=session_factory,
+        device_secrets=DeviceSecrets(settings.resolved_secret_key()),
+        host=address.host,
+        port=address.port,
+        tls=address.tls,
+        username=address.username,
+        password=address.password,
     )
     runtime.workers["ingest"] = ingest
+    runtime.workers["dispatcher"] = dispatcher
     _spawn(runtime, ingest.run(), "ingest")
+    _spawn(runtime, dispatcher.run(), "dispatcher")
 
 
 def _start_fleet(runtime: DeviceRuntime, fleet_file: Path, echo: Callable[[str], None]) -> None:
