@@ -52,8 +52,9 @@ from gmqtt import Client
 from sqlalchemy import make_url, text
 
 from weldguard.db import make_engine
-from weldguard.device.ingest import IngestWorker, parse_mqtt_url
+from weldguard.device.ingest import IngestWorker
 from weldguard.device.live_state import LiveStates
+from weldguard.device.mqtt_url import parse_mqtt_url
 from weldguard.migrate import upgrade
 
 DB_URL = os.environ.get("WELDGUARD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -722,7 +723,8 @@ async def main(args: argparse.Namespace) -> None:
         try:
             upgrade(url)
             if args.broker:
-                host, port, _, _ = parse_mqtt_url(args.broker)
+                address = parse_mqtt_url(args.broker)
+                host, port = address.host, address.port
                 await run_phases(args, url, (host, port), None)
             else:
                 with own_mosquitto() as (host, port, pid):

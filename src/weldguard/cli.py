@@ -45,6 +45,9 @@ def _mount_device_commands() -> None:
     from weldguard.sim.cli import sim_app
 
     app.command("ingest")(ingest_command)
+    from weldguard.device.dispatcher import dispatch_command
+
+    app.command("dispatch")(dispatch_command)
     from weldguard.unlock.labels_cli import labels_command
 
     app.command("labels")(labels_command)

@@ -66,6 +66,19 @@ class Settings(BaseSettings):
         default=None, description="Front-end libraries installed by npm; default ./node_modules"
     )
 
+    # --- work sessions (作业会话) ---------------------------------------------------
+    session_idle_minutes: int = Field(
+        default=30,
+        description="End a work session (and lock the machine) after this many minutes "
+        "without welding since the unlock or the last arc",
+    )
+    session_long_hours: int = Field(
+        default=24, description="Warn (once per session) when a session is on longer than this"
+    )
+    session_supervisor_interval_s: float = Field(
+        default=5.0, description="How often the session supervisor looks for sessions to end"
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -66,7 +66,8 @@ def broker(
 ) -> Iterator[Broker]:
     if request.param == "mosquitto":
         assert MQTT_URL
-        host, port, _, _ = parse_mqtt_url(MQTT_URL)
+        address = parse_mqtt_url(MQTT_URL)
+        host, port = address.host, address.port
         yield Broker("mosquitto", host, port)
         return
     thread = LoopThread()

@@ -21,10 +21,11 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import NOW, World
-from weldguard.device.ingest import IngestWorker, parse_mqtt_url, topic_filter
+from weldguard.device.ingest import IngestWorker, topic_filter
 from weldguard.device.ingest_repository import IngestRepository, arc_threshold_da
 from weldguard.device.live_state import DeviceLive, StateChange
 from weldguard.device.models import DeviceMessage, DeviceState
+from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
 from weldguard.machine.models import ChipBinding, Machine
 from weldguard.machine.service import MachineService
 
@@ -33,7 +34,7 @@ BROKERS = ["embedded"] + (["mosquitto"] if MQTT_URL else [])
 # amqtt keeps no session (and queues nothing) for anonymous clients, so the
 # embedded broker runs with a user name required but not checked.
 BROKER_USER = "ingest-test"
-MOSQUITTO_PORT = parse_mqtt_url(MQTT_URL)[1] if MQTT_URL else -1
+MOSQUITTO_PORT = parse_mqtt_url(MQTT_URL).port if MQTT_URL else -1
 
 
 def _free_port() -> int:
@@ -46,7 +47,8 @@ def _free_port() -> int:
 async def broker(kind: str) -> AsyncIterator[tuple[str, int]]:
     if kind == "mosquitto":
         assert MQTT_URL
-        host, port, _, _ = parse_mqtt_url(MQTT_URL)
+        address = parse_mqtt_url(MQTT_URL)
+        host, port = address.host, address.port
         yield host, port
         return
     from amqtt.broker import Broker
@@ -381,7 +383,9 @@ def test_worker_survives_a_restart_with_redelivered_duplicates(
 def test_topic_filter_uses_the_share_group() -> None:
     assert topic_filter(None) == "wg/v1/+/up/+"
     assert topic_filter("weldguard") == "$share/weldguard/wg/v1/+/up/+"
-    assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884") == ("broker", 1884, "u", "p@ss")
+    assert parse_mqtt_url("mqtt://u:p%40ss@broker:1884") == MqttAddress(
+        "broker", 1884, False, "u", "p@ss"
+    )
 
 
 class FlakySink:

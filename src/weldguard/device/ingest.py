@@ -43,7 +43,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
-from urllib.parse import unquote, urlsplit
 
 import typer
 from gmqtt import Client as MQTTClient
@@ -52,6 +51,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.db import make_engine
+from weldguard.device.broker_auth import platform_mqtt_credentials
 from weldguard.device.ingest_repository import (
     IngestRepository,
     MessageRow,
@@ -59,6 +59,7 @@ from weldguard.device.ingest_repository import (
     asyncpg_dsn,
 )
 from weldguard.device.live_state import DEFAULT_OFFLINE_FACTOR, LiveStates
+from weldguard.device.mqtt_url import parse_mqtt_url
 from weldguard.device.protocol import ProtocolError, UpKind, classify_ts, decode_up, parse_topic
 from weldguard.device.sinks import IngestSink
 
@@ -735,15 +736,6 @@ class IngestWorker:
 # ---------------------------------------------------------------------- entry points
 
 
-def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "tcp", ""):
-        raise ValueError(f"unsupported MQTT URL scheme {parts.scheme!r} (mqtt://host:port)")
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password else None
-    return parts.hostname or "127.0.0.1", parts.port or 1883, username, password
-
-
 async def run_ingest(
     database_url: str,
     mqtt_url: str,
@@ -753,15 +745,22 @@ async def run_ingest(
     batch_ms: int = 100,
     client_id: str | None = None,
     mqtt_version: int | None = None,
+    sinks: Sequence[IngestSink] = (),
+    platform_secret: str | None = None,
 ) -> None:
-    """``mqtt_version=4`` for the embedded amqtt broker (MQTT 3.1.1 only)."""
-    host, port, username, password = parse_mqtt_url(mqtt_url)
+    """``mqtt_version=4`` for the embedded amqtt broker (MQTT 3.1.1 only). Without
+    credentials in the URL the platform's own account is used when
+    ``platform_secret`` is given."""
+    address = parse_mqtt_url(mqtt_url)
+    if address.username is None and platform_secret is not None:
+        address = address.with_credentials(*platform_mqtt_credentials(platform_secret))
     worker = IngestWorker(
         database=database_url,
-        host=host,
-        port=port,
-        username=username,
-        password=password,
+        host=address.host,
+        port=address.port,
+        username=address.username,
+        password=address.password,
+        sinks=sinks,
         client_id=client_id,
         share_group=share_group,
         batch_size=batch_size,
@@ -783,8 +782,10 @@ def ingest_command(
         str | None, typer.Option("--client-id", help="Stable id: keeps the broker session")
     ] = None,
 ) -> None:
-    """Subscribe to every chip's up messages and store them (weldguard ingest)."""
+    """Subscribe to every chip's up messages and store them, record command acks and
+    raise device alarms (weldguard ingest)."""
     from weldguard.config import get_settings
+    from weldguard.device.runtime import ingest_sinks
 
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
@@ -797,5 +798,7 @@ def ingest_command(
                 share_group=share_group or settings.mqtt_share_group,
                 batch_size=batch_size,
                 client_id=client_id,
+                sinks=ingest_sinks(settings),
+                platform_secret=settings.resolved_secret_key(),
             )
         )

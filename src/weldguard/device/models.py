@@ -138,6 +138,7 @@ class AlarmKind(StrEnum):
     TAMPER = "tamper"  # 外壳打开/防拆
     GAS = "gas"  # 气体报警
     TEMPERATURE = "temperature"  # 温度报警
+    LONG_SESSION = "long_session"  # 作业超过 24 小时 (raised by the session supervisor)
 
 
 class AlarmSeverity(StrEnum):

@@ -48,11 +48,18 @@ def _broker_address(settings: Settings, broker: EmbeddedBroker | None) -> MqttAd
 
 def ingest_sinks(settings: Settings) -> list[IngestSink]:
     """What every ingest worker feeds besides the message store: command acks
-    (and the clock sync a hello calls for) and device alarms."""
+    (and the clock sync a hello calls for), work sessions, and device alarms
+    (which ask the sessions whether a chip's session is one the platform knows)."""
     from weldguard.device.alarms import AlarmSink
     from weldguard.device.command_sink import CommandSink
+    from weldguard.unlock.session_sink import SessionSink
 
-    return [CommandSink(DeviceSecrets(settings.resolved_secret_key())), AlarmSink()]
+    sessions = SessionSink()
+    return [
+        CommandSink(DeviceSecrets(settings.resolved_secret_key())),
+        sessions,
+        AlarmSink(session_known=sessions.session_known),
+    ]
 
 
 def _watch(task: asyncio.Task[Any]) -> None:
@@ -138,10 +145,15 @@ def _start_workers(
         username=address.username,
         password=address.password,
     )
+    from weldguard.unlock.supervisor import SessionSupervisor
+
+    supervisor = SessionSupervisor.from_settings(settings, session_factory)
     runtime.workers["ingest"] = ingest
     runtime.workers["dispatcher"] = dispatcher
+    runtime.workers["sessions"] = supervisor
     _spawn(runtime, ingest.run(), "ingest")
     _spawn(runtime, dispatcher.run(), "dispatcher")
+    _spawn(runtime, supervisor.run(), "sessions")
 
 
 def _start_fleet(runtime: DeviceRuntime, fleet_file: Path, echo: Callable[[str], None]) -> None:

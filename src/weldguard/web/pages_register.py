@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from weldguard.deps import DbSession
+from weldguard.device.views_repository import DeviceViewRepository, LiveFilter
 from weldguard.domain.certificates import CertificateKind, CertificateStatus
 from weldguard.enterprise.fields import PRODUCTION_STATUSES
 from weldguard.enterprise.models import Enterprise
@@ -20,8 +21,8 @@ from weldguard.errors import NotFound
 from weldguard.jurisdiction.models import Jurisdiction
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.jurisdiction.service import CROWDED_SUBTYPES, SECTORS
-from weldguard.machine.models import MachineStatus, WeldingProcess
-from weldguard.machine.repository import MachineFilter, MachineRepository
+from weldguard.machine.models import Chip, Machine, MachineStatus, WeldingProcess
+from weldguard.machine.repository import MachineFilter
 from weldguard.report.stats import enterprise_counts
 from weldguard.web.common import (
     bool_param,
@@ -34,15 +35,44 @@ from weldguard.web.common import (
     text_param,
 )
 from weldguard.web.context import AreaOption, PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.device_views import LiveView, build_timeline, live_view, map_data, parse_cursor
+from weldguard.web.pages_device import ALARM_ROLES, INSTALL_ROLES
 from weldguard.web.views import (
+    MachineRow,
     certificate_row,
     certificate_rows,
     employment_rows,
-    machine_rows,
     shown_phone,
     welder_rows,
 )
 from weldguard.welder.repository import CertificateFilter, WelderFilter, WelderRepository
+
+LIVE_OPTIONS = {f.value: f.label for f in LiveFilter}
+
+
+@dataclass(frozen=True)
+class MachineLiveRow:
+    """A machine list row: the register's row plus the chip's live state."""
+
+    base: MachineRow
+    live: LiveView
+
+    @property
+    def machine(self) -> Machine:
+        return self.base.machine
+
+    @property
+    def enterprise(self) -> Enterprise | None:
+        return self.base.enterprise
+
+    @property
+    def chip(self) -> Chip | None:
+        return self.base.chip
+
+    @property
+    def tone(self) -> str:
+        return self.base.tone
+
 
 router = APIRouter()
 
@@ -191,18 +221,33 @@ def machine_list(request: Request, viewer: PageViewer, session: DbSession) -> Re
         process=choice_param(params.get("process"), PROCESS_OPTIONS),
         status=choice_param(params.get("status"), MACHINE_STATUS_OPTIONS),
     )
-    repo = MachineRepository(session)
-    page = repo.search(viewer.scope, f, _page_number(params), settings_of(request).page_size)
-    chips = repo.current_chips([m.id for m in page.items])
+    live_choice = choice_param(params.get("live"), LIVE_OPTIONS)
+    # One joined query: machine, enterprise, current chip and its live state.
+    page = DeviceViewRepository(session).machine_page(
+        viewer.scope,
+        f,
+        LiveFilter(live_choice) if live_choice else None,
+        viewer.now,
+        _page_number(params),
+        settings_of(request).page_size,
+    )
+    rows = [
+        MachineLiveRow(
+            MachineRow(item.machine, item.enterprise, item.chip),
+            live_view(item.chip, item.state, viewer.now),
+        )
+        for item in page.items
+    ]
     context: dict[str, object] = {
         "viewer": viewer,
         "active": "machines",
         "page": page,
-        "rows": machine_rows(session, viewer.scope, page.items, chips),
+        "rows": rows,
         "pager": make_pager("/machines", params, page.page, page.pages, page.total),
         "params": params,
         "processes": PROCESS_OPTIONS,
         "statuses": MACHINE_STATUS_OPTIONS,
+        "live_options": LIVE_OPTIONS,
         **filters.context(),
     }
     return _list_response(request, "machines/list.html", "machines/_results.html", context)
@@ -212,25 +257,35 @@ def machine_list(request: Request, viewer: PageViewer, session: DbSession) -> Re
 def machine_detail(
     request: Request, machine_id: int, viewer: PageViewer, session: DbSession
 ) -> Response:
-    repo = MachineRepository(session)
-    machine = repo.visible(viewer.scope, machine_id)
-    if machine is None:
+    devices = DeviceViewRepository(session)
+    found = devices.machine_live(viewer.scope, machine_id)
+    if found is None:
         raise NotFound("焊机不存在")
-    enterprise = EnterpriseService(session).get(viewer.scope, machine.enterprise_id)
-    site = (
-        EnterpriseRepository(session).site(enterprise.id, machine.site_id)
-        if machine.site_id
-        else None
-    )
-    bindings = repo.bindings_of(machine.id)
+    machine, enterprise = found.machine, found.enterprise
+    site = devices.site_of(machine)
+    bindings = devices.bindings_of(viewer.scope, machine.id)
+    live = live_view(found.chip, found.state, viewer.now)
+    until = parse_cursor(request.query_params.get("until"))
+    timeline = build_timeline(devices, machine, bindings, until, viewer.now)
+    markers = map_data(live.position, found.state, site, bindings)
     context: dict[str, object] = {
         "viewer": viewer,
         "active": "machines",
         "machine": machine,
-        "row": machine_rows(session, viewer.scope, [machine], repo.current_chips([machine.id]))[0],
+        "row": MachineRow(machine, enterprise, found.chip),
         "enterprise": enterprise,
         "site": site,
         "bindings": bindings,
+        "chip": found.chip,
+        "state": found.state,
+        "live": live,
+        "timeline": timeline,
+        "paged": until is not None,
+        "map_json": json.dumps(markers, ensure_ascii=False),
+        "map_points": markers,
+        "has_map": bool(markers),
+        "can_install": viewer.role in INSTALL_ROLES and machine.status != "retired",
+        "can_see_alarms": viewer.role in ALARM_ROLES,
     }
     return render(request, "machines/detail.html", context)
 

@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from weldguard.web.pages_auth import router as auth_router
+from weldguard.web.pages_device import router as device_router
 from weldguard.web.pages_home import router as home_router
 from weldguard.web.pages_import import router as import_router
 from weldguard.web.pages_labels import router as labels_router
@@ -13,4 +14,5 @@ router.include_router(auth_router)
 router.include_router(home_router)
 router.include_router(register_router)
 router.include_router(import_router)
+router.include_router(device_router)
 router.include_router(labels_router)
