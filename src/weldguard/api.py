@@ -8,6 +8,7 @@ from weldguard.enterprise.endpoints import router as enterprise_router
 from weldguard.jurisdiction.endpoints import router as jurisdiction_router
 from weldguard.machine.endpoints import router as machine_router
 from weldguard.report.endpoints import router as report_router
+from weldguard.unlock.endpoints import router as unlock_router
 from weldguard.welder.endpoints import router as welder_router
 
 router = APIRouter()
@@ -19,5 +20,6 @@ for area_router in (
     welder_router,
     report_router,
     command_router,
+    unlock_router,
 ):
     router.include_router(area_router)

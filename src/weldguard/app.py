@@ -50,14 +50,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url())
+        session_factory = make_session_factory(engine)
         app.state.weldguard = AppState(
             settings=settings,
-            session_factory=make_session_factory(engine),
+            session_factory=session_factory,
             vault=IdentityVault(settings.resolved_secret_key()),
         )
+        # The unlock fast path: the one `serve` started in this process, else our own.
+        from weldguard.unlock.command_bus import running_command_bus, start_command_bus
+
+        own_bus = None
+        bus = running_command_bus()
+        if bus is None and settings.unlock_command_bus:
+            bus = own_bus = await start_command_bus(settings, session_factory, wait_s=2.0)
+        app.state.weldguard.command_bus = bus
         try:
             yield
         finally:
+            if own_bus is not None:
+                await own_bus.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -79,6 +79,45 @@ class Settings(BaseSettings):
         default=5.0, description="How often the session supervisor looks for sessions to end"
     )
 
+    # --- scan to unlock (扫码开机) -------------------------------------------------
+    scan_max_distance_m: float = Field(
+        default=500.0,
+        description="远距离扫码: the phone must be within this many metres of the machine "
+        "(chip fix, else its site); exactly this distance passes",
+    )
+    scan_require_position: bool = Field(
+        default=False,
+        description="Refuse a scan whose phone shares no position (default: a warning, "
+        "since indoor phones and refused browser permissions are common)",
+    )
+    scan_refuse_busy_elsewhere: bool = Field(
+        default=True,
+        description="Refuse a welder who has an open work session on another machine",
+    )
+    unlock_wait_s: float = Field(
+        default=8.0,
+        description="How long the scan page waits for the chip to acknowledge an unlock "
+        "before the session fails (设备离线/芯片无响应) and its command is expired",
+    )
+    unlock_command_ttl_s: int = Field(
+        default=30, description="Lifetime (exp) of the signed unlock and lock commands"
+    )
+    session_default_hours: float = Field(
+        default=8.0,
+        description="A work session's time limit when the decision sets none; it also "
+        "caps a later limit (the chip locks itself at the session's valid_until)",
+    )
+    phone_session_days: int = Field(
+        default=30,
+        description="记住我 on the scan page's phone sign-in: how long the phone stays signed in",
+    )
+    unlock_command_bus: bool = Field(
+        default=False,
+        description="Start the unlock fast path (an MQTT client in the web process that "
+        "publishes unlocks at once and hears the chips' acks) in the app's lifespan; "
+        "`serve` and `api` processes turn it on, tests start it explicitly",
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

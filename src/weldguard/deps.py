@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +18,9 @@ from weldguard.db import utcnow
 from weldguard.errors import AuthenticationFailed
 from weldguard.welder.identity import IdentityVault
 
+if TYPE_CHECKING:
+    from weldguard.unlock.command_bus import CommandBus
+
 SESSION_COOKIE = "wg_session"
 
 
@@ -26,6 +29,9 @@ class AppState:
     settings: Settings
     session_factory: sessionmaker[Session]
     vault: IdentityVault
+    # The unlock fast path of this process (unlock/command_bus.py); None: scans
+    # deliver through the dispatchers.
+    command_bus: CommandBus | None = None
 
 
 def app_state(request: Request) -> AppState:

@@ -141,3 +141,22 @@ def test_forged_tampered_and_unknown_labels_open_the_warning(
     assert "reason=bad_signature" in logged and f"code={code}" in logged
     for secret_part in (tampered, forged, sig):
         assert secret_part not in logged  # no signature in the log
+
+
+def test_rejected_labels_are_kept_as_scan_records(
+    client: TestClient, world: World, signer: LabelSigner, db: Session
+) -> None:
+    from sqlalchemy import select
+
+    from weldguard.unlock.models import ScanOutcome, ScanRecord
+
+    code = world.machines["A"].code
+    forged = LabelSigner("someone-elses-secret", "http://127.0.0.1:8000").sign(code)
+    _assert_invalid(client, f"/s/{code}.{forged}")
+    _assert_invalid(client, "/s/not-a-label")
+    records = db.scalars(select(ScanRecord).order_by(ScanRecord.id)).all()
+    assert [r.outcome for r in records] == [ScanOutcome.INVALID_LABEL.value] * 2
+    assert records[0].machine_code == code
+    # Arbitrary input is never stored as a machine code, and no signature anywhere.
+    assert records[1].machine_code == ""
+    assert all(forged not in str(r.reasons) for r in records)

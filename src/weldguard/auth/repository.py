@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from weldguard.auth.models import AccessToken, User
+from weldguard.welder.models import Welder
 
 
 class UserRepository:
@@ -16,6 +17,19 @@ class UserRepository:
 
     def by_username(self, username: str) -> User | None:
         return self.session.scalars(select(User).where(User.username == username)).one_or_none()
+
+    def by_phone(self, phone: str) -> list[User]:
+        """Accounts with this mobile number: their own, or the one on the welder
+        record they are linked to (enterprises register their welders' phones)."""
+        linked = select(Welder.id).where(Welder.phone == phone)
+        return list(
+            self.session.scalars(
+                select(User)
+                .where((User.phone == phone) | User.welder_id.in_(linked))
+                .order_by(User.id)
+                .limit(2)
+            )
+        )
 
     def by_id(self, user_id: int) -> User | None:
         return self.session.get(User, user_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, and_, exists, false, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, func, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from weldguard.auth.models import Role
@@ -27,12 +27,18 @@ class Action(StrEnum):
     IMPORT_CERTIFICATES = "import_certificates"
     MANAGE_USERS = "manage_users"
     EXPORT = "export"
+    DECLARE_SPECIAL_PERIOD = "declare_special_period"  # 特殊时期, within the jurisdiction
 
 
 _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.ADMIN: frozenset(Action),
     Role.REGULATOR: frozenset(
-        {Action.MANAGE_REGISTER, Action.MANAGE_ENTERPRISE_ASSETS, Action.EXPORT}
+        {
+            Action.MANAGE_REGISTER,
+            Action.MANAGE_ENTERPRISE_ASSETS,
+            Action.EXPORT,
+            Action.DECLARE_SPECIAL_PERIOD,
+        }
     ),
     Role.INSPECTOR: frozenset({Action.EXPORT}),
     Role.ENTERPRISE_ADMIN: frozenset({Action.MANAGE_ENTERPRISE_ASSETS, Action.EXPORT}),
@@ -120,3 +126,49 @@ class Scope:
             .where(Employment.welder_id == welder_id_column, self.enterprise_filter())
         )
         return exists(employed)
+
+    def record_filter(
+        self,
+        area_path_column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+        enterprise_id_column: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
+        welder_id_column: InstrumentedAttribute[int] | InstrumentedAttribute[int | None],
+    ) -> ColumnElement[bool]:
+        """A WHERE clause over a record that carries a copy of its enterprise's
+        area path (scan records, work sessions), so that an area is an index range
+        on the record itself, without a join. Enterprise users see their
+        enterprise's records, a welder only their own; a sector-limited department
+        those of enterprises in its sectors. Records without an area (a forged
+        label) are seen only by those who see everything."""
+        if self.everything:
+            return true()
+        if self.enterprise_id is not None:
+            return enterprise_id_column == self.enterprise_id
+        if self.welder_id is not None:
+            return welder_id_column == self.welder_id
+        if self.area_path is None:
+            return false()
+        clause = within(area_path_column, self.area_path)  # type: ignore[arg-type]
+        if self.sectors is not None:
+            in_sectors = select(Enterprise.id).where(Enterprise.sector.in_(sorted(self.sectors)))
+            clause = and_(clause, enterprise_id_column.in_(in_sectors))
+        return clause
+
+    def area_overlap_filter(
+        self, area_path_column: InstrumentedAttribute[str]
+    ) -> ColumnElement[bool]:
+        """A WHERE clause over a record that applies to a whole subtree (a special
+        period): visible when the subtree lies inside the scope's, or contains it
+        (a city-wide period concerns a district); for enterprise and welder scopes,
+        when it contains one of their enterprises."""
+        if self.everything:
+            return true()
+        if self.area_path is not None and self.enterprise_id is None and self.welder_id is None:
+            parts = self.area_path.rstrip("/").split("/")
+            ancestors = ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+            return or_(within(area_path_column, self.area_path), area_path_column.in_(ancestors))
+        if self.enterprise_id is None and self.welder_id is None:
+            return false()
+        covered = func.substr(Enterprise.area_path, 1, func.length(area_path_column))
+        return exists(
+            select(Enterprise.id).where(self.enterprise_filter(), covered == area_path_column)
+        )

@@ -14,6 +14,7 @@ from weldguard.auth.passwords import MIN_PASSWORD_LENGTH, Passwords
 from weldguard.auth.repository import TokenRepository, UserRepository
 from weldguard.auth.scope import Scope
 from weldguard.config import Settings
+from weldguard.domain.ids import InvalidIdentifier, normalize_mobile_phone
 from weldguard.enterprise.repository import EnterpriseRepository
 from weldguard.errors import (
     AccountLocked,
@@ -125,7 +126,21 @@ class AuthService:
 
     # --- sign-in ------------------------------------------------------------
     def authenticate(self, username: str, password: str, now: datetime) -> User:
-        user = self.users.by_username(username.strip())
+        return self._check_password(self.users.by_username(username.strip()), password, now)
+
+    def authenticate_phone(self, phone: str, password: str, now: datetime) -> User:
+        """Sign-in with a mobile number (the scan page on a welder's phone). A number
+        that belongs to no account, or to more than one, signs into none, with the
+        same answer as a wrong password."""
+        try:
+            number = normalize_mobile_phone(phone)
+        except InvalidIdentifier:
+            number = None
+        matches = self.users.by_phone(number) if number else []
+        user = matches[0] if len(matches) == 1 else None
+        return self._check_password(user, password, now)
+
+    def _check_password(self, user: User | None, password: str, now: datetime) -> User:
         if user is None or not user.is_active:
             # Spend the same time as a real check so timing does not reveal users.
             self.passwords.verify(_DUMMY_HASH.get(self.passwords), password)
@@ -147,14 +162,21 @@ class AuthService:
         return user
 
     def issue_token(
-        self, user: User, kind: TokenKind, now: datetime, name: str = ""
+        self,
+        user: User,
+        kind: TokenKind,
+        now: datetime,
+        name: str = "",
+        lifetime: timedelta | None = None,
     ) -> tuple[str, AccessToken]:
+        """``lifetime`` overrides the kind's default (记住我 on a phone)."""
         raw = secrets.token_urlsafe(32)
-        lifetime = (
-            timedelta(hours=self.settings.session_hours)
-            if kind == TokenKind.SESSION
-            else timedelta(days=self.settings.api_token_days)
-        )
+        if lifetime is None:
+            lifetime = (
+                timedelta(hours=self.settings.session_hours)
+                if kind == TokenKind.SESSION
+                else timedelta(days=self.settings.api_token_days)
+            )
         token = self.tokens.add(
             AccessToken(
                 token_hash=hash_token(raw),

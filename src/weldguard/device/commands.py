@@ -471,6 +471,17 @@ class CommandRepository:
         )
         return cast(CursorResult[Any], result).rowcount
 
+    def expire_now(self, command_id: str, now: datetime) -> bool:
+        """Gives up on one open command before its ``exp`` (an unlock whose waiting
+        welder was told it failed must not be retried into an unlock later)."""
+        result = self.session.execute(
+            update(DeviceCommand)
+            .where(DeviceCommand.id == command_id, DeviceCommand.status.in_(OPEN_STATUSES))
+            .values(status=CommandStatus.EXPIRED.value, finished_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
+
     def republish_now(self, device_id: str, now: datetime) -> int:
         """Everything open for the device becomes due at once (after its hello)."""
         result = self.session.execute(

@@ -99,6 +99,14 @@ async def device_runtime(
         mqtt_version=4 if broker is not None else None,
         broker=broker,
     )
+    from weldguard.unlock.command_bus import start_command_bus
+
+    # The unlock fast path: the scan page publishes the unlock itself and hears the
+    # chip's ack directly instead of waiting for the dispatcher and the ingest flush.
+    bus = await start_command_bus(
+        settings, session_factory, mqtt_url=broker.url if broker is not None else None
+    )
+    runtime.workers["command_bus"] = bus
     try:
         if settings.serve_device_workers:
             _start_workers(runtime, settings, session_factory)
@@ -115,6 +123,7 @@ async def device_runtime(
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await bus.stop()
         if broker is not None:
             await broker.stop()
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import CursorResult, Select, or_, select, update
 from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
-from weldguard.enterprise.models import Enterprise
-from weldguard.machine.models import Machine
+from weldguard.device.models import DeviceCommand, DeviceState
+from weldguard.enterprise.models import Enterprise, Site
+from weldguard.machine.models import Chip, ChipBinding, Machine
+from weldguard.unlock.models import ScanRecord, SessionStatus, SpecialPeriod, WorkSession
+from weldguard.welder.models import Certificate, Employment, Welder
 
 
 class LabelRepository:
@@ -38,3 +44,179 @@ class LabelRepository:
     def machine_by_code(self, code: str) -> Machine | None:
         """Unscoped: a scanned label resolves for anyone who holds it."""
         return self.session.scalars(select(Machine).where(Machine.code == code)).one_or_none()
+
+
+class ScanRepository:
+    """The queries of scan to unlock: the facts behind a decision, the scan records
+    and the work sessions. The label is what reaches the machine (unscoped, like
+    :meth:`LabelRepository.machine_by_code`); who may *see* what is decided by the
+    pages with a Scope."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- the machine and its place -------------------------------------------
+    def machine_by_code(self, code: str) -> Machine | None:
+        return self.session.scalars(select(Machine).where(Machine.code == code)).one_or_none()
+
+    def machine(self, machine_id: int) -> Machine | None:
+        return self.session.get(Machine, machine_id)
+
+    def enterprise(self, enterprise_id: int) -> Enterprise | None:
+        return self.session.get(Enterprise, enterprise_id)
+
+    def site(self, site_id: int) -> Site | None:
+        return self.session.get(Site, site_id)
+
+    def chip_with_state(self, machine_id: int) -> tuple[Chip | None, DeviceState | None]:
+        """The chip in the machine's open binding and its live state (either may be
+        missing: no chip fitted, or a chip that never reported)."""
+        row = self.session.execute(
+            select(Chip, DeviceState)
+            .join(ChipBinding, ChipBinding.chip_id == Chip.id)
+            .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
+            .where(ChipBinding.machine_id == machine_id, ChipBinding.removed_at.is_(None))
+        ).first()
+        if row is None:
+            return None, None
+        return row[0], row[1]
+
+    def visible_machine(self, scope: Scope, machine_id: int) -> Machine | None:
+        return self.session.scalars(
+            select(Machine)
+            .join(Enterprise, Enterprise.id == Machine.enterprise_id)
+            .where(Machine.id == machine_id, scope.enterprise_filter())
+        ).one_or_none()
+
+    # --- the welder ------------------------------------------------------------
+    def welder(self, welder_id: int) -> Welder | None:
+        return self.session.get(Welder, welder_id)
+
+    def certificates_of(self, welder_id: int) -> list[Certificate]:
+        return list(
+            self.session.scalars(
+                select(Certificate)
+                .where(Certificate.welder_id == welder_id)
+                .order_by(Certificate.expiry_date.desc(), Certificate.id)
+            )
+        )
+
+    def employments_of(self, welder_id: int) -> list[Employment]:
+        return list(
+            self.session.scalars(
+                select(Employment)
+                .where(Employment.welder_id == welder_id)
+                .order_by(Employment.start_date, Employment.id)
+            )
+        )
+
+    # --- special periods ---------------------------------------------------------
+    def special_periods_over(self, area_path: str, now: datetime) -> list[SpecialPeriod]:
+        """Periods declared for the area or any area above it that have not ended
+        (the ones still to come limit a session's validity). An exact match on the
+        path's prefixes, so the lookup uses the index instead of a LIKE scan."""
+        prefixes = area_prefixes(area_path)
+        if not prefixes:
+            return []
+        return list(
+            self.session.scalars(
+                select(SpecialPeriod)
+                .where(SpecialPeriod.area_path.in_(prefixes), SpecialPeriod.ends_at > now)
+                .order_by(SpecialPeriod.starts_at, SpecialPeriod.id)
+            )
+        )
+
+    # --- work sessions -----------------------------------------------------------
+    def open_session_on(self, machine_id: int) -> WorkSession | None:
+        return self.session.scalars(
+            _fresh(select(WorkSession)).where(
+                WorkSession.machine_id == machine_id, WorkSession.status.in_(OPEN_SESSION_STATUSES)
+            )
+        ).first()
+
+    def open_sessions_of(self, welder_id: int) -> list[WorkSession]:
+        return list(
+            self.session.scalars(
+                _fresh(select(WorkSession)).where(
+                    WorkSession.welder_id == welder_id,
+                    WorkSession.status.in_(OPEN_SESSION_STATUSES),
+                )
+            )
+        )
+
+    def stale_starts(
+        self, cutoff: datetime, machine_id: int | None = None, welder_id: int | None = None
+    ) -> list[WorkSession]:
+        """Sessions still waiting for their unlock ack since before ``cutoff`` (the
+        web process that waited for them went away), of a machine or a welder."""
+        who = []
+        if machine_id is not None:
+            who.append(WorkSession.machine_id == machine_id)
+        if welder_id is not None:
+            who.append(WorkSession.welder_id == welder_id)
+        statement = _fresh(select(WorkSession)).where(
+            WorkSession.status == SessionStatus.STARTING.value, WorkSession.started_at < cutoff
+        )
+        if who:
+            statement = statement.where(or_(*who))
+        return list(self.session.scalars(statement))
+
+    def work_session(self, session_id: str) -> WorkSession | None:
+        return self.session.scalars(
+            _fresh(select(WorkSession)).where(WorkSession.id == session_id)
+        ).one_or_none()
+
+    def move_session(
+        self, session_id: str, from_statuses: tuple[str, ...], **values: Any
+    ) -> WorkSession | None:
+        """One transition of a session, conditional on its status as the database
+        has it: the unlock's waiter, the welder's 结束作业 and a stale sweep may race
+        for the same session, and exactly one of them wins (a read-then-write would
+        let the last writer undo the first). The session as it now is, or None when
+        another transition came first."""
+        result = self.session.execute(
+            update(WorkSession)
+            .where(WorkSession.id == session_id, WorkSession.status.in_(from_statuses))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        moved = cast(CursorResult[Any], result).rowcount == 1
+        current = self.work_session(session_id)
+        return current if moved else None
+
+    def add_session(self, work_session: WorkSession) -> WorkSession:
+        self.session.add(work_session)
+        self.session.flush()
+        return work_session
+
+    # --- scan records --------------------------------------------------------------
+    def add_scan(self, record: ScanRecord) -> ScanRecord:
+        self.session.add(record)
+        self.session.flush()
+        return record
+
+    def scan_record(self, record_id: int) -> ScanRecord | None:
+        return self.session.get(ScanRecord, record_id)
+
+    def command(self, command_id: str) -> DeviceCommand | None:
+        return self.session.scalars(
+            _fresh(select(DeviceCommand)).where(DeviceCommand.id == command_id)
+        ).one_or_none()
+
+
+OPEN_SESSION_STATUSES = (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value)
+
+
+def area_prefixes(area_path: str) -> list[str]:
+    """ "310000/310100/310105/" -> ["310000/", "310000/310100/", "310000/310100/310105/"]."""
+    parts = [p for p in area_path.split("/") if p]
+    return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+
+_S = TypeVar("_S", bound=Select[Any])
+
+
+def _fresh(statement: _S) -> _S:
+    """Session and command states are changed by other processes (the bus, the
+    ingest sink, the dispatcher): read them as the database has them."""
+    return statement.execution_options(populate_existing=True)

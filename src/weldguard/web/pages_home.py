@@ -11,6 +11,7 @@ from weldguard.enterprise.repository import EnterpriseRepository
 from weldguard.errors import NotFound
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.report.stats import area_counts, counts_by_child_area, enterprise_counts
+from weldguard.unlock.records import RecordRepository, ScanFilter, default_period, local_day_bounds
 from weldguard.web.common import render
 from weldguard.web.context import PageViewer, area_options, resolve_area
 from weldguard.web.views import certificate_rows, employment_rows
@@ -31,10 +32,14 @@ def home(
         welder = repo.visible(scope, scope.welder_id or -1)
         if welder is None:
             raise NotFound("未找到焊工档案")
+        since, until = local_day_bounds(*default_period(viewer.today))
         context.update(
             welder=welder,
             certificates=certificate_rows(repo.certificates_of(welder.id), viewer.today),
             employments=employment_rows(scope, repo.employments_of(welder.id)),
+            recent_scans=RecordRepository(session).scan_totals(
+                scope, ScanFilter(welder_id=welder.id, since=since, until=until)
+            ),
         )
         return render(request, "home_welder.html", context)
 

@@ -4,12 +4,14 @@ the entry point of a scanned label, /s/{code}.{sig}, open to anyone."""
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from weldguard.deps import DbSession
+from weldguard.auth.models import User
+from weldguard.deps import DbSession, Now, optional_user
 from weldguard.unlock.label_render import (
     DEFAULT_SHEET,
     SHEET_LAYOUTS,
@@ -74,13 +76,25 @@ def enterprise_labels_pdf(
 
 
 @router.get("/s/{token}")
-def scanned_label(request: Request, token: str, session: DbSession) -> Response:
+def scanned_label(
+    request: Request,
+    token: str,
+    session: DbSession,
+    now: Now,
+    user: Annotated[User | None, Depends(optional_user)],
+) -> Response:
     """What a phone opens when it scans a label: on to the scan page when the label
-    is ours, otherwise a clear warning (and the attempt is logged and counted)."""
+    is ours, otherwise a clear warning; the attempt is logged, counted and kept as a
+    scan record for the regulators' statistics."""
     try:
         machine = _service(request, session).scanned_machine(token)
     except LabelRejected as rejected:
+        from weldguard.unlock.service import ScanService
+
         REJECTED_SCANS.record(rejected, request.client.host if request.client else None)
+        ScanService(session, settings_of(request)).record_invalid_label(
+            rejected, rejected.code or "", user, now
+        )
         return render(request, "labels/invalid.html", {}, status_code=404)
     sig = token.rsplit(".", 1)[1]
     response = RedirectResponse(f"/scan/{machine.code}?{urlencode({'sig': sig})}", status_code=303)

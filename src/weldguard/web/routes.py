@@ -8,6 +8,8 @@ from weldguard.web.pages_home import router as home_router
 from weldguard.web.pages_import import router as import_router
 from weldguard.web.pages_labels import router as labels_router
 from weldguard.web.pages_register import router as register_router
+from weldguard.web.pages_scan import router as scan_router
+from weldguard.web.pages_unlock import router as unlock_router
 
 router = APIRouter(include_in_schema=False)
 router.include_router(auth_router)
@@ -16,3 +18,5 @@ router.include_router(register_router)
 router.include_router(import_router)
 router.include_router(device_router)
 router.include_router(labels_router)
+router.include_router(unlock_router)
+router.include_router(scan_router)

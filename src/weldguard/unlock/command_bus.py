@@ -1,0 +1,513 @@
+"""The unlock fast path: one MQTT client per web process that publishes an unlock
+the moment it is committed and hears the chip's ack itself.
+
+Why: the bench target is p99 ≤ 20 ms of platform time from the scan's HTTP
+request to the chip's ack. The ordinary path (the dispatcher polls the database
+every 0.5 s; the ingest worker records the ack at its next flush, ~1 s later;
+``wait_for_result`` polls the row) costs seconds. The bus instead:
+
+1. registers a future for (device, command id) *before* publishing (an ack can
+   come back within a millisecond);
+2. marks the command sent with the dispatcher's own conditional claim
+   (queued → sent, attempts 1, next attempt in 2 s), committed before the publish,
+   exactly as a dispatcher would: the dispatchers then only retry it, on the
+   usual back-off, if this publish is lost; if a dispatcher claimed it first, the
+   bus does not publish and simply waits (the ack comes here all the same).
+   The scan does this claim inside its own transaction when the bus is connected
+   (:func:`claim_in_transaction`: one commit before the publish, not two);
+3. publishes the stored payload byte for byte at QoS 1;
+4. resolves the future when the ack with that id arrives from that device on
+   ``wg/v1/+/up/ack`` (a plain subscription: every web process sees every ack,
+   and acks are rare), records it through :class:`CommandService` and returns it.
+
+The ingest worker's CommandSink records the same ack again about a second later;
+``record_ack`` keeps the first answer of a finished command (DUPLICATE), so that is
+harmless. The bus records only *final* answers: ``busy`` (7) and
+``clock_unsynced`` (8) steer delivery (back-off, a ``time`` command first), which
+stays the sink's and the dispatcher's job; recording them twice would requeue a
+command already re-sent.
+
+When the bus is not connected (or not running), :func:`deliver_command` falls
+back to ``wake_local_dispatchers()`` + ``wait_for_result``.
+
+The connection is our own loop (gmqtt's reconnection off), with jitter, TCP_NODELAY
+on the socket and callbacks that never raise, like the dispatcher's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import uuid
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gmqtt import Client as MQTTClient
+from gmqtt.mqtt.constants import MQTTv311
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from weldguard.config import Settings
+from weldguard.db import transaction, utcnow
+from weldguard.device.commands import (
+    CommandRepository,
+    CommandService,
+    retry_delay,
+    wait_for_result,
+)
+from weldguard.device.dispatcher import mqtt_login, wake_local_dispatchers
+from weldguard.device.models import CommandStatus, DeviceCommand
+from weldguard.device.protocol import AckCode, ProtocolError, command_topic, decode_up, parse_topic
+from weldguard.device.registry import DeviceSecrets
+
+log = logging.getLogger(__name__)
+
+ACK_TOPIC = "wg/v1/+/up/ack"
+CONNECT_TIMEOUT_S = 5.0
+SUBSCRIBE_TIMEOUT_S = 5.0
+MAX_BACKOFF_S = 30.0
+# Answers that steer delivery rather than end it (see the module docstring).
+_NOT_FINAL = frozenset({int(AckCode.BUSY), int(AckCode.CLOCK_UNSYNCED)})
+
+# The bus running in this process (at most one is expected), so that the web
+# application started by ``serve`` can find the one the device runtime started.
+_running: weakref.WeakSet[CommandBus] = weakref.WeakSet()
+
+
+def running_command_bus() -> CommandBus | None:
+    """The bus started in this process, if any."""
+    for bus in list(_running):
+        return bus
+    return None
+
+
+@dataclass(frozen=True)
+class CommandOrder:
+    """A committed command to deliver: what the bus needs of the row."""
+
+    command_id: str
+    device_id: str
+    payload: bytes
+    # Marked sent already, in the transaction that created it (see claim_in_transaction).
+    claimed: bool = False
+
+    @classmethod
+    def of(cls, command: DeviceCommand, *, claimed: bool = False) -> CommandOrder:
+        return cls(command.id, command.device_id, command.payload.encode("utf-8"), claimed)
+
+
+def claim_in_transaction(session: Session, command: DeviceCommand, now: datetime) -> bool:
+    """Marks a command just issued as sent by the bus, inside the caller's
+    transaction: one commit instead of two before the publish (the scan's own).
+    Exactly the dispatcher's claim (queued → sent, attempts 1, next attempt after
+    the first back-off step), so a publish that never happens is retried by the
+    dispatchers. Only worth it when the bus is connected."""
+    try:
+        # A savepoint: losing a race on the in-flight index (PostgreSQL) must not
+        # take the scan's transaction down with it.
+        with session.begin_nested():
+            return CommandRepository(session).claim_first_send(
+                command.id, 0, now, now + retry_delay(1)
+            )
+    except IntegrityError:
+        return False
+
+
+@dataclass(frozen=True)
+class CommandAck:
+    """The chip's final answer to a command (docs/protocol.md § 6.6, § 12.3)."""
+
+    command_id: str
+    device_id: str
+    code: int
+    state: str | None
+    received_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        return self.code == AckCode.OK
+
+
+class CommandBus:
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        device_secrets: DeviceSecrets,
+        host: str = "127.0.0.1",
+        port: int = 1883,
+        tls: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+        client_id: str | None = None,
+        keepalive: int = 30,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.session_factory = session_factory
+        self.device_secrets = device_secrets
+        self.host, self.port, self.tls = host, port, tls
+        self.username, self.password = username, password
+        self.client_id = client_id or f"weldguard-bus-{uuid.uuid4().hex[:12]}"
+        self.keepalive = keepalive
+        self.clock = clock
+        self._client: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = asyncio.Event()
+        self._disconnected = asyncio.Event()
+        self._subscribed = asyncio.Event()
+        self._waiting: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
+        self.published = 0
+        self.acks_heard = 0
+        self.fallbacks = 0
+        self.lost_claims = 0
+        self.connects = 0
+        self.errors: Counter[str] = Counter()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Starts the connection loop (returns at once; see :meth:`wait_connected`)."""
+        if self._task is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._connection_loop(), name="command-bus")
+        _running.add(self)
+
+    async def stop(self) -> None:
+        _running.discard(self)
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._close_client()
+        for future in self._waiting.values():
+            if not future.done():
+                future.cancel()
+        self._waiting.clear()
+
+    async def wait_connected(self, timeout: float = 10) -> None:
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def nodelay(self) -> bool | None:
+        """TCP_NODELAY as the live socket reports it (None when not connected)."""
+        sock = self._socket()
+        if sock is None:
+            return None
+        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "connected": self.connected,
+            "published": self.published,
+            "acks_heard": self.acks_heard,
+            "fallbacks": self.fallbacks,
+            "lost_claims": self.lost_claims,
+            "connects": self.connects,
+            "waiting": len(self._waiting),
+            "errors": dict(self.errors),
+        }
+
+    # ------------------------------------------------------------------ sending
+
+    async def send_and_wait(
+        self, command: DeviceCommand | CommandOrder, timeout: float
+    ) -> CommandAck | None:
+        """Publishes a committed, queued command and waits up to ``timeout`` seconds
+        for the chip's final ack, which is recorded before it is returned. None
+        when no final answer came in time. Falls back to the dispatchers when the
+        bus is not connected."""
+        order = command if isinstance(command, CommandOrder) else CommandOrder.of(command)
+        if not self.connected or asyncio.get_running_loop() is not self._loop:
+            self.fallbacks += 1
+            return await wait_via_dispatchers(self.session_factory, order.command_id, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(timeout, 0.0)
+        key = (order.device_id, order.command_id)
+        future = self._waiting.get(key)
+        if future is None or future.done():
+            future = loop.create_future()
+            self._waiting[key] = future
+        try:
+            claimed = order.claimed or await asyncio.to_thread(self._claim, order.command_id)
+            if claimed:
+                self._publish(order)
+            else:
+                # A dispatcher got it (or it is not queued): its ack still comes here.
+                self.lost_claims += 1
+                wake_local_dispatchers()
+            remaining = deadline - loop.time()
+            try:
+                ack = await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.0))
+            except TimeoutError:
+                return None
+        finally:
+            if self._waiting.get(key) is future:
+                del self._waiting[key]
+        await asyncio.to_thread(self._record, ack)
+        return ack
+
+    def _claim(self, command_id: str) -> bool:
+        now = self.clock()
+        try:
+            with transaction(self.session_factory) as session:
+                return CommandRepository(session).claim_first_send(
+                    command_id, 0, now, now + retry_delay(1)
+                )
+        except IntegrityError:
+            # PostgreSQL: another command of the device went in flight meanwhile.
+            return False
+        except OperationalError as exc:  # SQLite busy: let the dispatchers do it
+            self.errors[type(exc).__name__] += 1
+            return False
+
+    def _record(self, ack: CommandAck) -> None:
+        message = {"id": ack.command_id, "code": ack.code}
+        if ack.state is not None:
+            message["state"] = ack.state
+        try:
+            with transaction(self.session_factory) as session:
+                CommandService(session, self.device_secrets).record_ack(
+                    ack.device_id, message, ack.received_at
+                )
+        except Exception as exc:  # the ingest sink records it too
+            self.errors["record"] += 1
+            log.warning("command bus: recording ack of %s failed: %s", ack.command_id, exc)
+
+    def _publish(self, order: CommandOrder) -> None:
+        client = self._client
+        if client is None:
+            return  # claimed but not sent: the dispatchers' back-off repeats it
+        try:
+            client.publish(command_topic(order.device_id), order.payload, qos=1, retain=False)
+            self.published += 1
+        except Exception as exc:
+            self.errors["publish"] += 1
+            log.warning("command bus: publishing %s failed: %s", order.command_id, exc)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
+        try:
+            self._hear(topic, payload)
+        except Exception:  # a callback must never take the client down
+            self.errors["on_message"] += 1
+            log.exception("command bus: handling a message failed")
+        return 0
+
+    def _hear(self, topic: str, payload: bytes) -> None:
+        parsed = parse_topic(topic)
+        if parsed is None or parsed[1] != "ack":
+            return
+        device_id = parsed[0]
+        try:
+            message = decode_up("ack", payload)
+        except ProtocolError:
+            self.errors["bad_ack"] += 1
+            return
+        self.acks_heard += 1
+        code = message.get("code")
+        if not isinstance(code, int) or code in _NOT_FINAL:
+            return
+        future = self._waiting.get((device_id, str(message.get("id"))))
+        if future is None or future.done():
+            return  # another process's command, or one nobody waits for
+        state = message.get("state")
+        future.set_result(
+            CommandAck(
+                command_id=str(message["id"]),
+                device_id=device_id,
+                code=code,
+                state=state if isinstance(state, str) else None,
+                received_at=self.clock(),
+            )
+        )
+
+    # ------------------------------------------------------------------ MQTT
+
+    async def _connection_loop(self) -> None:
+        delay = 1.0
+        while True:
+            client = MQTTClient(self.client_id, clean_session=True)
+            client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
+            client.on_message = self._on_message
+            client.on_disconnect = self._on_disconnect
+            client.on_subscribe = self._on_subscribe
+            if self.username:
+                client.set_auth_credentials(self.username, self.password)
+            self._client = client
+            self._disconnected.clear()
+            self._subscribed.clear()
+            try:
+                await asyncio.wait_for(
+                    client.connect(
+                        self.host,
+                        self.port,
+                        ssl=self.tls,
+                        keepalive=self.keepalive,
+                        version=MQTTv311,
+                    ),
+                    CONNECT_TIMEOUT_S,
+                )
+                self._set_nodelay()
+                client.subscribe(ACK_TOPIC, qos=1)
+                # Connected only once the broker confirmed the subscription: an ack
+                # published before that would be missed.
+                await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors["connect"] += 1
+                log.warning("command bus: cannot connect to %s:%s: %s", self.host, self.port, exc)
+                await self._close_client()
+                await asyncio.sleep(delay * random.uniform(0.75, 1.25))
+                delay = min(delay * 2, MAX_BACKOFF_S)
+                continue
+            delay = 1.0
+            self.connects += 1
+            self._connected.set()
+            log.info("command bus: connected to %s:%s", self.host, self.port)
+            await self._disconnected.wait()
+            self._connected.clear()
+            log.warning("command bus: connection to broker lost; reconnecting")
+            await self._close_client()
+            await asyncio.sleep(0.5)
+
+    def _on_subscribe(self, client: Any, mid: Any, qos: Any, properties: Any) -> None:
+        try:
+            if client is self._client:
+                self._subscribed.set()
+        except Exception:
+            log.exception("command bus: on_subscribe failed")
+
+    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
+        try:
+            if client is self._client:
+                self._connected.clear()
+                self._disconnected.set()
+        except Exception:
+            log.exception("command bus: on_disconnect failed")
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        self._connected.clear()
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.disconnect(), 2)
+
+    def _socket(self) -> Any:
+        transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
+        return None if transport is None else transport.get_extra_info("socket")
+
+    def _set_nodelay(self) -> None:
+        sock = self._socket()
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            log.debug("command bus: could not set TCP_NODELAY", exc_info=True)
+
+
+# ---------------------------------------------------------------------- fallback
+
+
+def _final_row(session_factory: sessionmaker[Session], command_id: str) -> DeviceCommand | None:
+    with session_factory() as session:
+        return CommandRepository(session).get(command_id)
+
+
+async def wait_via_dispatchers(
+    session_factory: sessionmaker[Session], command_id: str, timeout: float
+) -> CommandAck | None:
+    """The slow path: wake the dispatchers of this process and poll the row."""
+    wake_local_dispatchers()
+    status = await wait_for_result(session_factory, command_id, timeout)
+    if status not in (CommandStatus.ACKED.value, CommandStatus.FAILED.value):
+        return None
+    row = await asyncio.to_thread(_final_row, session_factory, command_id)
+    if row is None or row.ack_code is None:
+        return None
+    return CommandAck(
+        command_id=row.id,
+        device_id=row.device_id,
+        code=row.ack_code,
+        state=row.ack_state,
+        received_at=row.finished_at or utcnow(),
+    )
+
+
+async def deliver_command(
+    bus: CommandBus | None,
+    session_factory: sessionmaker[Session],
+    command: DeviceCommand | CommandOrder,
+    timeout: float,
+) -> CommandAck | None:
+    """Delivers a committed command: through the bus when there is one, else
+    through the dispatchers. The final ack, or None when none came in time."""
+    if bus is not None:
+        return await bus.send_and_wait(command, timeout)
+    command_id = command.command_id if isinstance(command, CommandOrder) else command.id
+    return await wait_via_dispatchers(session_factory, command_id, timeout)
+
+
+async def start_command_bus(
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    *,
+    mqtt_url: str | None = None,
+    wait_s: float = 0.0,
+) -> CommandBus:
+    """Builds and starts this process's bus on the running loop, logged in as the
+    platform (``mqtt_login``: the URL's own account, else the platform's). The
+    broker is ``mqtt_url``, else WELDGUARD_MQTT_URL, else the embedded broker's
+    address. ``wait_s`` > 0 waits that long for the first connection (a broker
+    that is not there yet is not an error: the bus keeps trying and the scans use
+    the dispatchers meanwhile)."""
+    url = (
+        mqtt_url
+        or settings.mqtt_url
+        or (f"mqtt://{settings.mqtt_listen_host}:{settings.mqtt_listen_port}")
+    )
+    secret = settings.resolved_secret_key()
+    address = mqtt_login(url, secret)
+    bus = CommandBus(
+        session_factory=session_factory,
+        device_secrets=DeviceSecrets(secret),
+        host=address.host,
+        port=address.port,
+        tls=address.tls,
+        username=address.username,
+        password=address.password,
+    )
+    await bus.start()
+    if wait_s > 0:
+        with contextlib.suppress(TimeoutError):
+            await bus.wait_connected(wait_s)
+    return bus
+
+
+__all__ = [
+    "ACK_TOPIC",
+    "CommandAck",
+    "CommandBus",
+    "CommandOrder",
+    "claim_in_transaction",
+    "deliver_command",
+    "running_command_bus",
+    "start_command_bus",
+    "wait_via_dispatchers",
+]

@@ -1,0 +1,597 @@
+"""Scan to unlock (扫码开机): the use case behind the scan page.
+
+:meth:`ScanService.scan` verifies the label's signature, gathers the facts, lets
+:func:`~weldguard.domain.authorization.decide` judge them, always writes a
+:class:`ScanRecord`, and on allow opens a :class:`WorkSession` (``starting``) and
+queues the signed unlock. The service flushes; the boundary commits and only then
+delivers the command (:func:`complete_unlock`), which settles the session:
+``active`` on the chip's ack, ``failed`` with a plain reason otherwise.
+
+Idempotent: a welder re-scanning a machine on which they already have a starting
+or active session gets that session back (double taps, retries, two phones), never
+a second one; the partial unique index ``uq_work_session_open_machine`` is the last
+guard. A form submitted twice with the same idempotency key returns the first
+answer without a second record (:class:`RecentScans`, per process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from weldguard.auth.models import Role, User
+from weldguard.config import Settings
+from weldguard.db import transaction, utcnow
+from weldguard.device.commands import (
+    CommandRepository,
+    CommandService,
+    ack_code_label,
+    unlock_args,
+)
+from weldguard.device.models import CommandStatus, DeviceCommand
+from weldguard.device.registry import DeviceSecrets
+from weldguard.domain.authorization import (
+    Decision,
+    PhonePosition,
+    Reason,
+    ReasonCode,
+    decide,
+)
+from weldguard.domain.geo import haversine_m
+from weldguard.errors import DomainError, NotFound, PermissionDenied
+from weldguard.unlock.command_bus import (
+    CommandAck,
+    CommandBus,
+    CommandOrder,
+    claim_in_transaction,
+    deliver_command,
+)
+from weldguard.unlock.facts import (
+    ScanFacts,
+    authorization_policy,
+    chip_is_online,
+    gather_scan_facts,
+    session_limit,
+)
+from weldguard.unlock.labels import LabelRejected, LabelSigner, RejectReason, signer_for
+from weldguard.unlock.models import (
+    ScanOutcome,
+    ScanRecord,
+    SessionEndReason,
+    SessionStatus,
+    WorkSession,
+)
+from weldguard.unlock.repository import ScanRepository
+
+log = logging.getLogger(__name__)
+
+# How long after its unlock wait a session still ``starting`` counts as abandoned
+# (the process that waited went away) and is settled by the next look at it.
+STALE_GRACE = timedelta(seconds=5)
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{8,64}")
+
+FAILURE_OFFLINE = "设备离线：焊机芯片未连接平台，未能开机，请检查焊机电源和信号后重新扫码"
+FAILURE_NO_ANSWER = "芯片无响应：{seconds:.0f} 秒内未收到焊机确认，未能开机，请稍后重新扫码"
+FAILURE_NO_KEY = "焊机芯片无法接收开机指令（{detail}），请联系企业安全管理员"
+
+
+def welder_ref(welder_id: int) -> str:
+    """The welder as the chip knows them: an anonymous reference, never the ID
+    number (docs/protocol.md § 10.2)."""
+    return f"wd-{welder_id}"
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What a scan produced.
+
+    Attributes:
+        record: the scan record written (or, for a replayed idempotency key, the
+            one written the first time).
+        decision: the decision made now (None for an invalid label or a replay).
+        session: the work session (new, or the welder's open one on the machine).
+        unlock: the unlock to deliver after commit (None when nothing new was
+            sent: a denial, a reused session, a replay).
+        reused: the welder's open session was returned instead of a new one.
+        replayed: the same idempotency key was seen before.
+    """
+
+    record: ScanRecord
+    decision: Decision | None = None
+    session: WorkSession | None = None
+    unlock: CommandOrder | None = None
+    reused: bool = False
+    replayed: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.record.outcome == ScanOutcome.ALLOWED.value
+
+
+@dataclass(frozen=True)
+class SessionEnd:
+    session: WorkSession
+    lock: CommandOrder | None
+
+
+def reason_rows(decision: Decision) -> list[dict[str, Any]]:
+    """The reasons and warnings as stored on the record and shown to the welder."""
+
+    def row(reason: Reason, blocking: bool) -> dict[str, Any]:
+        return {
+            "code": reason.code.value,
+            "label": reason.label,
+            "message": reason.message,
+            "blocking": blocking,
+            "regulator_warning": reason.code.regulator_warning
+            if reason.regulator_warning
+            else None,
+        }
+
+    return [row(r, True) for r in decision.reasons] + [row(w, False) for w in decision.warnings]
+
+
+class RecentScans:
+    """Idempotency keys seen lately, per process: (user, key) -> scan record id.
+
+    A double tap or a browser retry of the same form carries the same key and gets
+    the first answer. Another web process does not see these keys; there the open
+    session's reuse and the unique index still keep it to one session, and the
+    only cost is a second record of a refused scan."""
+
+    def __init__(self, ttl_s: float = 600.0, limit: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[tuple[int, str], tuple[int, float]] = OrderedDict()
+
+    def get(self, user_id: int, key: str) -> int | None:
+        with self._lock:
+            found = self._seen.get((user_id, key))
+            if found is None:
+                return None
+            record_id, expires = found
+            if expires < time.monotonic():
+                del self._seen[(user_id, key)]
+                return None
+            return record_id
+
+    def remember(self, user_id: int, key: str, record_id: int) -> None:
+        with self._lock:
+            self._seen[(user_id, key)] = (record_id, time.monotonic() + self.ttl_s)
+            self._seen.move_to_end((user_id, key))
+            while len(self._seen) > self.limit:
+                self._seen.popitem(last=False)
+
+    def forget(self, user_id: int, key: str) -> None:
+        with self._lock:
+            self._seen.pop((user_id, key), None)
+
+
+RECENT_SCANS = RecentScans()
+
+
+def valid_idempotency_key(key: str | None) -> str | None:
+    return key if key and IDEMPOTENCY_KEY.fullmatch(key) else None
+
+
+@dataclass
+class ScanService:
+    session: Session
+    settings: Settings
+    signer: LabelSigner | None = None
+    recent: RecentScans = field(default_factory=lambda: RECENT_SCANS)
+    # The command bus is connected: mark the unlock sent in this transaction, so
+    # the bus publishes right after the commit (the fast path's one commit).
+    claim_for_bus: bool = False
+
+    def __post_init__(self) -> None:
+        self.repo = ScanRepository(self.session)
+        if self.signer is None:
+            self.signer = signer_for(self.settings)
+        self.commands = CommandService(
+            self.session, DeviceSecrets(self.settings.resolved_secret_key())
+        )
+
+    # ------------------------------------------------------------------ scanning
+
+    def scan(
+        self,
+        user: User,
+        machine_code: str,
+        sig: str,
+        position: PhonePosition | None,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> ScanResult:
+        """A welder's scan of a machine's label. Raises PermissionDenied for an
+        account that is not a welder's; never raises for a bad label (recorded)."""
+        if Role(user.role) != Role.WELDER or user.welder_id is None:
+            raise PermissionDenied("只有焊工账号可以扫码开机")
+        key = valid_idempotency_key(idempotency_key)
+        if key is not None:
+            replay = self._replay(user, key)
+            if replay is not None:
+                return replay
+        result = self._scan(user, machine_code, sig, position, now)
+        if key is not None:
+            # Remembered at flush time: a rolled-back request leaves a dangling id
+            # that _replay simply does not find.
+            self.recent.remember(user.id, key, result.record.id)
+        return result
+
+    def _replay(self, user: User, key: str) -> ScanResult | None:
+        record_id = self.recent.get(user.id, key)
+        if record_id is None:
+            return None
+        record = self.repo.scan_record(record_id)
+        if record is None or record.user_id != user.id:
+            self.recent.forget(user.id, key)
+            return None
+        work = self.repo.work_session(record.session_id) if record.session_id else None
+        return ScanResult(record, session=work, replayed=True)
+
+    def _scan(
+        self,
+        user: User,
+        machine_code: str,
+        sig: str,
+        position: PhonePosition | None,
+        now: datetime,
+    ) -> ScanResult:
+        assert self.signer is not None and user.welder_id is not None
+        code = machine_code.strip()
+        if not self.signer.verify_label(code, sig):
+            rejected = _rejection(self.signer, code, sig)
+            return ScanResult(self.record_invalid_label(rejected, code, user, now))
+        machine = self.repo.machine_by_code(code)
+        if machine is None:
+            rejected = LabelRejected(RejectReason.UNKNOWN_MACHINE, code)
+            return ScanResult(self.record_invalid_label(rejected, code, user, now))
+
+        facts = gather_scan_facts(self.session, user, machine, position, now)
+        if self._any_left_behind(facts, now):
+            # Rare: settle them, then judge what is true now.
+            self.settle_stale(now, machine_id=machine.id, welder_id=user.welder_id)
+            facts = gather_scan_facts(self.session, user, machine, position, now)
+        decision = decide(facts.request, authorization_policy(self.settings))
+        machine_position = facts.request.machine.position
+        distance = (
+            haversine_m(position.point, machine_position)
+            if position is not None and machine_position is not None
+            else None
+        )
+        enterprise = facts.place.enterprise
+        record = self.repo.add_scan(
+            ScanRecord(
+                scanned_at=now,
+                outcome=(ScanOutcome.ALLOWED if decision.allowed else ScanOutcome.BLOCKED).value,
+                machine_code=machine.code,
+                machine_id=machine.id,
+                enterprise_id=enterprise.id,
+                area_path=enterprise.area_path,
+                user_id=user.id,
+                welder_id=user.welder_id,
+                reason_codes=[c.value for c in decision.codes],
+                warning_codes=[c.value for c in decision.warning_codes],
+                reasons=reason_rows(decision),
+                phone_lat=position.point.latitude if position else None,
+                phone_lon=position.point.longitude if position else None,
+                phone_accuracy_m=position.accuracy_m if position else None,
+                distance_m=round(distance, 1) if distance is not None else None,
+            )
+        )
+        if not decision.allowed:
+            return ScanResult(record, decision)
+
+        here = facts.open_session_here
+        if here is not None and here.welder_id == user.welder_id:
+            record.session_id = here.id
+            self.session.flush()
+            return ScanResult(record, decision, session=here, reused=True)
+
+        valid_until = session_limit(decision.valid_until, now, self.settings)
+        work = WorkSession(
+            id=str(uuid.uuid4()),
+            machine_id=machine.id,
+            device_id=facts.place.chip.device_id if facts.place.chip else "",
+            welder_id=user.welder_id,
+            enterprise_id=enterprise.id,
+            area_path=enterprise.area_path,
+            scan_id=record.id,
+            permit_id=decision.permit_id,
+            status=SessionStatus.STARTING.value,
+            started_at=now,
+            valid_until=valid_until,
+        )
+        try:
+            with self.session.begin_nested():
+                self.repo.add_session(work)
+        except IntegrityError:
+            # Another request opened a session on this machine between our read
+            # and our insert: the database's unique index decided.
+            return self._lost_race(record, decision, user)
+
+        try:
+            command = self.commands.issue(
+                machine,
+                "unlock",
+                unlock_args(work.id, welder_ref(user.welder_id), valid_until),
+                now=now,
+                ttl_s=self.settings.unlock_command_ttl_s,
+                requested_by=user.id,
+                reason=work.id,
+            )
+        except DomainError as exc:
+            work.status = SessionStatus.FAILED.value
+            work.ended_at = now
+            work.failure = FAILURE_NO_KEY.format(detail=exc.message)[:128]
+            record.session_id = work.id
+            self.session.flush()
+            return ScanResult(record, decision, session=work)
+        work.unlock_command_id = command.id
+        record.session_id = work.id
+        self.session.flush()
+        claimed = self.claim_for_bus and claim_in_transaction(self.session, command, now)
+        return ScanResult(
+            record, decision, session=work, unlock=CommandOrder.of(command, claimed=claimed)
+        )
+
+    def _any_left_behind(self, facts: ScanFacts, now: datetime) -> bool:
+        """Whether an open session the facts name is one :meth:`settle_stale` would
+        settle (checked on the rows at hand: the common scan pays no extra query)."""
+        cutoff = now - timedelta(seconds=self.settings.unlock_wait_s) - STALE_GRACE
+        sessions = [*facts.welder_sessions]
+        if facts.open_session_here is not None:
+            sessions.append(facts.open_session_here)
+        return any(
+            (s.status == SessionStatus.STARTING.value and s.started_at < cutoff)
+            or (s.status == SessionStatus.ACTIVE.value and s.valid_until <= now)
+            for s in sessions
+        )
+
+    def _lost_race(self, record: ScanRecord, decision: Decision, user: User) -> ScanResult:
+        assert record.machine_id is not None
+        winner = self.repo.open_session_on(record.machine_id)
+        if winner is not None and winner.welder_id == user.welder_id:
+            record.session_id = winner.id
+            self.session.flush()
+            return ScanResult(record, decision, session=winner, reused=True)
+        in_use = Reason(ReasonCode.MACHINE_IN_USE, "该焊机正由其他焊工使用中")
+        record.outcome = ScanOutcome.BLOCKED.value
+        record.reason_codes = [ReasonCode.MACHINE_IN_USE.value]
+        record.reasons = [
+            {
+                "code": in_use.code.value,
+                "label": in_use.label,
+                "message": in_use.message,
+                "blocking": True,
+                "regulator_warning": None,
+            },
+            *[r for r in record.reasons if not r.get("blocking")],
+        ]
+        self.session.flush()
+        return ScanResult(record, None)
+
+    def record_invalid_label(
+        self, rejected: LabelRejected, code: str, user: User | None, now: datetime
+    ) -> ScanRecord:
+        """A forged, tampered or unknown label, kept for the regulators' counts. The
+        code is stored only when it has the shape of one (never arbitrary input),
+        the signature never."""
+        return self.repo.add_scan(
+            ScanRecord(
+                scanned_at=now,
+                outcome=ScanOutcome.INVALID_LABEL.value,
+                machine_code=(rejected.code or "")[:32],
+                user_id=user.id if user is not None else None,
+                welder_id=user.welder_id if user is not None else None,
+                reason_codes=[],
+                warning_codes=[],
+                reasons=[
+                    {
+                        "code": "INVALID_LABEL",
+                        "label": "标签无效",
+                        "message": (
+                            f"焊机标签无效（{rejected.reason.label}），可能是伪造或损坏的二维码"
+                        ),
+                        "blocking": True,
+                        "regulator_warning": None,
+                        "label_reason": rejected.reason.value,
+                    }
+                ],
+            )
+        )
+
+    # ------------------------------------------------------------------ settling
+
+    def unlock_settled(
+        self, session_id: str, ack: CommandAck | None, now: datetime
+    ) -> WorkSession | None:
+        """The chip answered the unlock (or did not, within the wait): the session
+        becomes active, or fails with a plain reason and its command is expired so
+        that no retry unlocks the machine behind the welder's back. A session that
+        moved on meanwhile (结束作业, a stale sweep) is left as it is."""
+        work = self.repo.work_session(session_id)
+        if work is None or work.status != SessionStatus.STARTING.value:
+            return work
+        if ack is not None and ack.ok:
+            self._activate(work, ack.received_at)
+        else:
+            self._fail(work, ack, now)
+        return self.repo.work_session(session_id)
+
+    def _activate(self, work: WorkSession, unlocked_at: datetime) -> None:
+        self.repo.move_session(
+            work.id,
+            (SessionStatus.STARTING.value,),
+            status=SessionStatus.ACTIVE.value,
+            unlocked_at=unlocked_at,
+        )
+
+    def _fail(self, work: WorkSession, ack: CommandAck | None, now: datetime) -> None:
+        if ack is not None:
+            failure = f"芯片拒绝开机：{ack_code_label(ack.code)}（代码 {ack.code}）"[:128]
+        else:
+            _chip, state = self.repo.chip_with_state(work.machine_id)
+            if chip_is_online(state, now):
+                failure = FAILURE_NO_ANSWER.format(seconds=self.settings.unlock_wait_s)
+            else:
+                failure = FAILURE_OFFLINE
+        failed = self.repo.move_session(
+            work.id,
+            (SessionStatus.STARTING.value,),
+            status=SessionStatus.FAILED.value,
+            ended_at=now,
+            failure=failure,
+        )
+        if failed is not None and work.unlock_command_id:
+            CommandRepository(self.session).expire_now(work.unlock_command_id, now)
+
+    def settle_stale(
+        self, now: datetime, *, machine_id: int | None = None, welder_id: int | None = None
+    ) -> None:
+        """Sessions left behind: ``starting`` past the unlock wait (the process that
+        waited is gone; the command's row says what the chip answered) and ``active``
+        past ``valid_until`` (the chip locked itself then)."""
+        cutoff = now - timedelta(seconds=self.settings.unlock_wait_s) - STALE_GRACE
+        for work in self.repo.stale_starts(cutoff, machine_id, welder_id):
+            command = self.repo.command(work.unlock_command_id) if work.unlock_command_id else None
+            if command is not None and command.status == CommandStatus.ACKED.value:
+                self._activate(work, command.finished_at or now)
+            else:
+                self._fail(work, _ack_of(command), now)
+        over: list[WorkSession] = []
+        if machine_id is not None:
+            here = self.repo.open_session_on(machine_id)
+            over.extend([here] if here is not None else [])
+        if welder_id is not None:
+            over.extend(self.repo.open_sessions_of(welder_id))
+        for work in over:
+            if work.status == SessionStatus.ACTIVE.value and work.valid_until <= now:
+                self.repo.move_session(
+                    work.id,
+                    (SessionStatus.ACTIVE.value,),
+                    status=SessionStatus.ENDED.value,
+                    ended_at=work.valid_until,
+                    end_reason=SessionEndReason.TIME_LIMIT.value,
+                )
+
+    # ------------------------------------------------------------------ ending
+
+    def end_session(self, user: User, session_id: str, now: datetime) -> SessionEnd:
+        """结束作业: the session ends now (end reason ``welder``) and a lock command
+        is queued for the boundary to deliver. Ending an ended session again
+        changes nothing and sends nothing."""
+        work = self.own_session(user, session_id)
+        was_starting = work.status == SessionStatus.STARTING.value
+        ended = self.repo.move_session(
+            work.id,
+            (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value),
+            status=SessionStatus.ENDED.value,
+            ended_at=now,
+            end_reason=SessionEndReason.WELDER.value,
+        )
+        if ended is None:
+            return SessionEnd(self.own_session(user, session_id), None)
+        work = ended
+        if was_starting and work.unlock_command_id:
+            # The unlock still on its way must not unlock after the end.
+            CommandRepository(self.session).expire_now(work.unlock_command_id, now)
+        lock: CommandOrder | None = None
+        machine = self.repo.machine(work.machine_id)
+        if machine is not None:
+            try:
+                command = self.commands.issue(
+                    machine,
+                    "lock",
+                    {"reason": "welder ended work"},
+                    now=now,
+                    ttl_s=self.settings.unlock_command_ttl_s,
+                    requested_by=user.id,
+                    reason=work.id,
+                )
+            except DomainError as exc:
+                # The chip was removed or has no key: nothing to lock remotely.
+                log.warning("session %s: no lock command: %s", work.id, exc.message)
+            else:
+                work.lock_command_id = command.id
+                lock = CommandOrder.of(command)
+        self.session.flush()
+        return SessionEnd(work, lock)
+
+    # ------------------------------------------------------------------ reading
+
+    def own_session(self, user: User, session_id: str) -> WorkSession:
+        work = self.repo.work_session(session_id)
+        if work is None or user.welder_id is None or work.welder_id != user.welder_id:
+            raise NotFound("作业记录不存在")
+        return work
+
+    def own_record(self, user: User, record_id: int) -> ScanRecord:
+        record = self.repo.scan_record(record_id)
+        if record is None or record.user_id != user.id:
+            raise NotFound("扫码记录不存在")
+        return record
+
+    def command(self, command_id: str | None) -> DeviceCommand | None:
+        return self.repo.command(command_id) if command_id else None
+
+
+def _ack_of(command: DeviceCommand | None) -> CommandAck | None:
+    if command is None or command.ack_code is None or command.ack_code == 0:
+        return None
+    return CommandAck(command.id, command.device_id, command.ack_code, command.ack_state, utcnow())
+
+
+def _rejection(signer: LabelSigner, code: str, sig: str) -> LabelRejected:
+    try:
+        signer.parse_label_token(f"{code}.{sig}")
+    except LabelRejected as rejected:
+        return rejected
+    return LabelRejected(RejectReason.BAD_SIGNATURE, None)
+
+
+# ---------------------------------------------------------------------- delivery
+
+
+async def complete_unlock(
+    bus: CommandBus | None,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    session_id: str,
+    unlock: CommandOrder,
+    clock: Any = utcnow,
+) -> str:
+    """After the commit: delivers the unlock, waits up to ``unlock_wait_s`` for the
+    chip, and settles the session. Returns the session's status."""
+    ack = await deliver_command(bus, session_factory, unlock, settings.unlock_wait_s)
+
+    def settle() -> str:
+        with transaction(session_factory) as session:
+            work = ScanService(session, settings).unlock_settled(session_id, ack, clock())
+            return work.status if work is not None else SessionStatus.FAILED.value
+
+    return await asyncio.to_thread(settle)
+
+
+async def complete_lock(
+    bus: CommandBus | None,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    lock: CommandOrder,
+) -> CommandAck | None:
+    """After the commit: delivers the lock (the session has ended already; the
+    command's row keeps what the chip answered, and the dispatchers retry it)."""
+    return await deliver_command(bus, session_factory, lock, settings.unlock_wait_s)
