@@ -77,8 +77,20 @@ def can_import(scope: Scope) -> bool:
 
 
 def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
+    """The one place that decides which sections a role sees in the navigation."""
     if role == Role.WELDER:
-        return [NavItem("home", "首页", "/")]
+        return [
+            NavItem("home", "首页", "/"),
+            NavItem("my_certificates", "我的证书", "/me/certificates"),
+            NavItem("my_sessions", "我的作业", "/me/sessions"),
+            NavItem("my_blocked", "我的被拒记录", "/me/blocked"),
+        ]
+    oversight = [
+        NavItem("alarms", "设备报警", "/alarms"),
+        NavItem("scans", "扫码记录", "/scans"),
+        NavItem("work_sessions", "作业记录", "/work-sessions"),
+        NavItem("special_periods", "特殊时期", "/special-periods"),
+    ]
     if role.is_enterprise_role:
         own = f"/enterprises/{enterprise_id}" if enterprise_id else "/enterprises"
         return [
@@ -87,6 +99,8 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
             NavItem("machines", "焊机", "/machines"),
             NavItem("welders", "焊工", "/welders"),
             NavItem("certificates", "证书", "/certificates"),
+            *oversight,
+            NavItem("install", "绑定芯片", "/install"),
         ]
     items = [
         NavItem("home", "首页", "/"),
@@ -95,6 +109,11 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
         NavItem("welders", "焊工", "/welders"),
         NavItem("certificates", "证书", "/certificates"),
     ]
+    if role == Role.INSTALLER:
+        return [*items, NavItem("install", "绑定芯片", "/install")]
+    items.extend(oversight)
+    if role == Role.ADMIN:
+        items.append(NavItem("install", "绑定芯片", "/install"))
     if can_import(scope):
         items.append(NavItem("imports", "导入", "/imports"))
     return items
