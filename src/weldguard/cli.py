@@ -116,7 +116,11 @@ def seed_demo_command() -> None:
 
     with transaction(_factory(settings)) as session:
         path, devices = prepare_demo_fleet(
-            session, DeviceSecrets(settings.resolved_secret_key()), settings.data_dir, now
+            session,
+            DeviceSecrets(settings.resolved_secret_key()),
+            settings.data_dir,
+            now,
+            settings=settings,
         )
     typer.echo(f"模拟芯片 {devices} 台的密钥已写入 {path}（weldguard serve --fleet {path}）")
 

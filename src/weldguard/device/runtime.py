@@ -117,7 +117,7 @@ async def device_runtime(
                 # has not subscribed yet would never see it (a fresh client id
                 # has no session on the broker to queue it in).
                 await ingest.wait_ready(timeout=15)
-            _start_fleet(runtime, fleet_file, echo)
+            _start_fleet(runtime, settings, session_factory, fleet_file, echo)
         yield runtime
     finally:
         for task in runtime.tasks:
@@ -165,7 +165,14 @@ def _start_workers(
     _spawn(runtime, supervisor.run(), "sessions")
 
 
-def _start_fleet(runtime: DeviceRuntime, fleet_file: Path, echo: Callable[[str], None]) -> None:
+def _start_fleet(
+    runtime: DeviceRuntime,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    fleet_file: Path,
+    echo: Callable[[str], None],
+) -> None:
+    from weldguard.seed.demo_activity import DemoActivity
     from weldguard.sim.fleet import Fleet, load_devices
 
     devices = load_devices(fleet_file)
@@ -175,10 +182,17 @@ def _start_fleet(runtime: DeviceRuntime, fleet_file: Path, echo: Callable[[str],
         devices,
         f"mqtt://{address.host}:{address.port}",
         misbehaving=0.1,
-        # Until welders scan to unlock, some honest chips unlock themselves so
-        # that the demo shows welding.
-        self_unlock=0.3,
+        # The honest chips are unlocked by the platform when demo welders scan.
+        self_unlock=0.0,
+    )
+    activity = DemoActivity(
+        settings,
+        session_factory,
+        [d.device_id for d in devices],
+        lambda: runtime.workers.get("command_bus"),
     )
     runtime.workers["fleet"] = fleet
-    echo(f"模拟芯片：{len(devices)} 台（{len(fleet.misbehaving)} 台异常）")
+    runtime.workers["demo_activity"] = activity
+    echo(f"模拟芯片：{len(devices)} 台（{len(fleet.misbehaving)} 台异常）；演示焊工定时扫码开机")
     _spawn(runtime, fleet.run(), "fleet")
+    _spawn(runtime, activity.run(), "demo-activity")

@@ -1105,7 +1105,7 @@ def _ensure_accounts(
             ),
             site_company.name,
         )
-    welder = _welder_with_valid_certificate(session, marker.id, today)
+    welder = welder_with_valid_certificate(session, marker.id, today)
     if welder is not None:
         ensure(
             NewUser(
@@ -1121,7 +1121,7 @@ def _ensure_accounts(
     return result
 
 
-def _welder_with_valid_certificate(
+def welder_with_valid_certificate(
     session: Session, enterprise_id: int, today: date
 ) -> Welder | None:
     employed = select(Employment.welder_id).where(Employment.enterprise_id == enterprise_id)

@@ -8,14 +8,20 @@ data directory, which is never committed."""
 from __future__ import annotations
 
 import csv
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
+from weldguard.auth.models import Role, User
+from weldguard.auth.repository import UserRepository
+from weldguard.auth.service import AuthService, NewUser
+from weldguard.clock import local_today
+from weldguard.config import Settings
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.machine.repository import MachineRepository
+from weldguard.seed.demo import DEMO_PASSWORD, welder_with_valid_certificate
 from weldguard.sim.fleet import DEVICE_FIELDS
 
 DEMO_FLEET_FILE = "demo-devices.csv"
@@ -36,17 +42,22 @@ def prepare_demo_fleet(
     *,
     area_code: str = DEMO_FLEET_AREA_CODE,
     size: int = DEMO_FLEET_SIZE,
+    settings: Settings | None = None,
 ) -> tuple[Path, int]:
     """Issues fresh secrets for up to ``size`` fitted chips of the area and writes
     the devices file; returns its path and the number of devices. Rewritten on
     every call: a secret exists only in the database and this file, and the two
-    must agree."""
+    must agree. With ``settings``, one welder of each enterprise owning those
+    machines also gets an account (username w + phone), so that the demo's
+    welders can scan to unlock (see seed/demo_activity.py)."""
     area = JurisdictionRepository(session).by_code(area_code)
     if area is None:
         raise LookupError(f"no jurisdiction {area_code}: run weldguard seed demo first")
     registry = DeviceRegistry(session, keys)
     rows: list[list[object]] = []
+    enterprise_ids: set[int] = set()
     for chip, binding, machine in MachineRepository(session).fitted_chips_in_area(area.path, size):
+        enterprise_ids.add(machine.enterprise_id)
         _, secret = registry.register(
             ChipInput(chip.device_id, chip.imei, chip.iccid, chip.firmware), now, rotate=True
         )
@@ -55,6 +66,8 @@ def prepare_demo_fleet(
         rows.append(
             [chip.device_id, secret, chip.imei, chip.iccid, machine.rated_current_a, lat, lon]
         )
+    if settings is not None:
+        ensure_demo_welders(session, settings, sorted(enterprise_ids), local_today(now))
     path = demo_fleet_path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -65,3 +78,32 @@ def prepare_demo_fleet(
     tmp.chmod(0o600)
     tmp.replace(path)
     return path, len(rows)
+
+
+def ensure_demo_welders(
+    session: Session, settings: Settings, enterprise_ids: list[int], today: date
+) -> dict[int, User]:
+    """One welder account per enterprise (a welder with a valid certificate), made
+    once; the demo password is the demo's. Enterprise id → account."""
+    auth = AuthService(session, settings)
+    users = UserRepository(session)
+    accounts: dict[int, User] = {}
+    for enterprise_id in enterprise_ids:
+        welder = welder_with_valid_certificate(session, enterprise_id, today)
+        if welder is None or not welder.phone:
+            continue
+        username = f"w{welder.phone}"
+        user = users.by_username(username)
+        if user is None:
+            user = auth.create_user(
+                NewUser(
+                    username,
+                    DEMO_PASSWORD,
+                    Role.WELDER.value,
+                    display_name=welder.name,
+                    phone=welder.phone,
+                    welder_id=welder.id,
+                )
+            )
+        accounts[enterprise_id] = user
+    return accounts

@@ -1,0 +1,68 @@
+"""The demo's welders scan through the real scan path, and end their work."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.factories import NOW, World
+from weldguard.config import Settings
+from weldguard.device.models import DeviceState
+from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
+from weldguard.seed.demo_activity import DemoActivity
+from weldguard.seed.demo_fleet import ensure_demo_welders
+from weldguard.unlock.models import ScanRecord, SessionStatus, WorkSession
+
+
+def test_a_demo_welder_scans_a_free_machine_and_ends_the_work(
+    world: World, db: Session, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    # The demo fleet's chips have secrets (seed demo issues them).
+    DeviceRegistry(db, DeviceSecrets(settings.resolved_secret_key())).register(
+        ChipInput("WGC000001", "860000000000001", "89860000000000000001"), NOW, rotate=True
+    )
+    db.add(
+        DeviceState(
+            device_id="WGC000001",
+            online=True,
+            last_seen_at=NOW,
+            offline_deadline=NOW + timedelta(seconds=34),
+            lock_state="locked",
+            lat_e6=31_220_400,
+            lon_e6=121_424_500,
+        )
+    )
+    db.commit()
+    activity = DemoActivity(settings, session_factory, ["WGC000001"], lambda: None, seed=1)
+    activity._load_welders()
+    assert set(activity.welders) == {world.enterprises["A"].id}
+    started = activity._start_one(NOW)
+    assert started is not None
+    session_id, unlock = started
+    work = db.get(WorkSession, session_id)
+    assert work is not None and work.status == SessionStatus.STARTING.value
+    (record,) = db.scalars(select(ScanRecord)).all()
+    assert record.outcome == "allowed" and record.session_id == session_id
+    # The machine is taken now: nothing more to start on it.
+    assert activity._start_one(NOW) is None
+
+    work.status = SessionStatus.ACTIVE.value
+    db.commit()
+    assert activity._end_due(NOW + timedelta(minutes=2)) == []
+    (lock,) = activity._end_due(NOW + timedelta(minutes=9))
+    db.expire_all()
+    ended = db.get(WorkSession, session_id)
+    assert ended is not None and ended.status == SessionStatus.ENDED.value
+    assert ended.end_reason == "welder" and lock is not None
+    assert unlock.command_id != lock.command_id
+
+
+def test_demo_welder_accounts_are_made_once(world: World, db: Session, settings: Settings) -> None:
+    ids = [world.enterprises["A"].id, world.enterprises["B"].id]
+    first = ensure_demo_welders(db, settings, ids, NOW.date())
+    second = ensure_demo_welders(db, settings, ids, NOW.date())
+    assert set(first) == set(ids)
+    assert {e: u.id for e, u in first.items()} == {e: u.id for e, u in second.items()}
+    assert all(u.username == f"w{u.phone}" for u in first.values())
