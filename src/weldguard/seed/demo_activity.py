@@ -167,13 +167,15 @@ class DemoActivity:
     def _start_one(self, now: datetime) -> tuple[str, CommandOrder] | None:
         with transaction(self.factory) as session:
             repo = DemoActivityRepository(session)
-            if len(repo.open_sessions_of(list(self.welders.values()))) >= self.max_sessions:
+            working = repo.open_sessions_of(list(self.welders.values()))
+            if len(working) >= self.max_sessions:
                 return None
-            candidates = [
-                c
-                for c in repo.free_online_machines(self.device_ids)
-                if c.enterprise_id in self.welders
-            ]
+            # Each demo welder works on one machine at a time (a second scan would
+            # only be refused as BUSY_ELSEWHERE).
+            busy_users = {user.id for _, user in working}
+            idle = {ent for ent, uid in self.welders.items() if uid not in busy_users}
+            free = repo.free_online_machines(self.device_ids)
+            candidates = [c for c in free if c.enterprise_id in idle]
             if not candidates:
                 return None
             machine = self.rng.choice(candidates)
