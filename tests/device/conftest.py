@@ -1,11 +1,13 @@
 """Fixtures for device tests against real brokers: free ports, the embedded amqtt
-broker running on its own event loop thread, registered chips, and small
-synchronous paho-mqtt clients."""
+broker running on its own event loop thread, the ``broker`` parametrised over the
+embedded broker and Mosquitto (when WELDGUARD_TEST_MQTT_URL names one; the unlock
+tests use it too), registered chips, and small synchronous paho-mqtt clients."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import queue
 import socket
 import threading
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.factories import NOW
 from weldguard.config import Settings
 from weldguard.device.broker import EmbeddedBroker, start_embedded_broker
+from weldguard.device.mqtt_url import parse_mqtt_url
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
 
 T = TypeVar("T")
@@ -29,6 +32,8 @@ TIMEOUT = 5.0
 # paho 2 reports an MQTT 3.1.1 CONNACK refusal as the v5 reason code: 134 bad user
 # name or password, 135 not authorised (what amqtt and Mosquitto send).
 REFUSED = frozenset({134, 135})
+MQTT_URL = os.environ.get("WELDGUARD_TEST_MQTT_URL")
+BROKERS = ["embedded"] + (["mosquitto"] if MQTT_URL else [])
 
 
 def free_port() -> int:
@@ -88,6 +93,53 @@ def embedded_broker(
         yield broker
     finally:
         loop_thread.run(broker.stop(), timeout=10)
+
+
+@contextlib.contextmanager
+def embedded_broker_thread(
+    session_factory: sessionmaker[Session], secret: str
+) -> Iterator[EmbeddedBroker]:
+    """The embedded broker (checking the chips' credentials) on a free port and a
+    loop thread of its own, so that the test's own loop stays free for clients."""
+    thread = LoopThread()
+    try:
+        embedded = thread.run(
+            start_embedded_broker("127.0.0.1", free_port(), session_factory, secret)
+        )
+        try:
+            yield embedded
+        finally:
+            thread.run(embedded.stop(), timeout=10)
+    finally:
+        thread.close()
+
+
+@dataclass
+class Broker:
+    kind: str
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+
+@pytest.fixture(params=BROKERS)
+def broker(
+    request: pytest.FixtureRequest,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> Iterator[Broker]:
+    """Each test runs on the embedded broker, and on Mosquitto too when
+    WELDGUARD_TEST_MQTT_URL names one (shared by parallel tests: use unique ids)."""
+    if request.param == "mosquitto":
+        assert MQTT_URL
+        address = parse_mqtt_url(MQTT_URL)
+        yield Broker("mosquitto", address.host, address.port)
+        return
+    with embedded_broker_thread(session_factory, settings.resolved_secret_key()) as embedded:
+        yield Broker("embedded", embedded.host, embedded.port)
 
 
 @pytest.fixture

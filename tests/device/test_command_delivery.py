@@ -9,10 +9,9 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,7 +19,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.device.conftest import LoopThread, free_port
+from tests.device.conftest import Broker, free_port
 from tests.factories import World
 from weldguard.config import Settings
 from weldguard.db import transaction, utcnow
@@ -35,52 +34,14 @@ from weldguard.device.commands import (
     wait_for_result,
 )
 from weldguard.device.dispatcher import CommandDispatcher
-from weldguard.device.ingest import IngestWorker, parse_mqtt_url
+from weldguard.device.ingest import IngestWorker
 from weldguard.device.models import DeviceCommand
 from weldguard.device.protocol import build_command, encode_command
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
 from weldguard.sim.chip import ChipConfig, ChipCore
 from weldguard.sim.transport import ChipTransport
 
-MQTT_URL = os.environ.get("WELDGUARD_TEST_MQTT_URL")
-BROKERS = ["embedded"] + (["mosquitto"] if MQTT_URL else [])
 WAIT_S = 15.0
-
-
-@dataclass
-class Broker:
-    kind: str
-    host: str
-    port: int
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://{self.host}:{self.port}"
-
-
-@pytest.fixture(params=BROKERS)
-def broker(
-    request: pytest.FixtureRequest,
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-) -> Iterator[Broker]:
-    if request.param == "mosquitto":
-        assert MQTT_URL
-        address = parse_mqtt_url(MQTT_URL)
-        host, port = address.host, address.port
-        yield Broker("mosquitto", host, port)
-        return
-    thread = LoopThread()
-    embedded = thread.run(
-        start_embedded_broker(
-            "127.0.0.1", free_port(), session_factory, settings.resolved_secret_key()
-        )
-    )
-    try:
-        yield Broker("embedded", embedded.host, embedded.port)
-    finally:
-        thread.run(embedded.stop(), timeout=10)
-        thread.close()
 
 
 @dataclass

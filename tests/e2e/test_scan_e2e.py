@@ -16,7 +16,7 @@ import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.device.conftest import LoopThread, free_port
+from tests.device.conftest import embedded_broker_thread
 from tests.e2e.conftest import _free_port
 from tests.factories import PASSWORD, World
 from tests.unlock.test_scan_service import live_machine
@@ -24,7 +24,7 @@ from weldguard.app import create_app
 from weldguard.clock import local_today
 from weldguard.config import Settings
 from weldguard.db import utcnow
-from weldguard.device.broker import EmbeddedBroker, start_embedded_broker
+from weldguard.device.broker import EmbeddedBroker
 from weldguard.machine.models import Machine
 from weldguard.sim.chip import ChipConfig, ChipCore
 from weldguard.sim.transport import ChipTransport
@@ -40,17 +40,8 @@ NEAR_MACHINE = {"latitude": 31.2201, "longitude": 121.4201, "accuracy": 12}
 
 @pytest.fixture
 def broker(session_factory: sessionmaker[Session], settings: Settings) -> Iterator[EmbeddedBroker]:
-    thread = LoopThread()
-    embedded = thread.run(
-        start_embedded_broker(
-            "127.0.0.1", free_port(), session_factory, settings.resolved_secret_key()
-        )
-    )
-    try:
+    with embedded_broker_thread(session_factory, settings.resolved_secret_key()) as embedded:
         yield embedded
-    finally:
-        thread.run(embedded.stop(), timeout=10)
-        thread.close()
 
 
 @pytest.fixture

@@ -1,15 +1,18 @@
-"""Fixtures of the unlock tests: cookie sign-in for pages and the command line
-against the test database."""
+"""Fixtures of the unlock tests: cookie sign-in for pages (the web tests' own),
+the brokers the unlock fast path and the session sink run against (the device
+tests' own: the embedded amqtt broker and, when configured, Mosquitto), and the
+command line against the test database."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from tests.web.conftest import login
+# Imported fixtures: pytest registers them under these names for this folder.
+from tests.device.conftest import broker  # noqa: F401
+from tests.web.conftest import sign_in  # noqa: F401
 from weldguard.config import Settings, get_settings
 from weldguard.unlock.labels import LabelSigner, signer_for
 
@@ -17,16 +20,6 @@ from weldguard.unlock.labels import LabelSigner, signer_for
 @pytest.fixture
 def signer(settings: Settings) -> LabelSigner:
     return signer_for(settings)
-
-
-@pytest.fixture
-def sign_in(client: TestClient) -> Callable[[str], TestClient]:
-    def do(username: str) -> TestClient:
-        response = login(client, username)
-        assert response.status_code == 303, response.text
-        return client
-
-    return do
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ worker and the reference chip."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,9 +16,8 @@ from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.device import test_command_delivery as delivery
-from tests.device.conftest import LoopThread, free_port
+from tests.device.conftest import Broker
 from tests.device.test_command_delivery import (
-    Broker,
     Chip,
     Platform,
     run,
@@ -31,10 +28,8 @@ from tests.factories import NOW, World
 from weldguard.config import Settings
 from weldguard.db import make_engine, transaction, utcnow
 from weldguard.device.alarms import AlarmSink
-from weldguard.device.broker import start_embedded_broker
 from weldguard.device.commands import CommandService, to_ms, unlock_args
 from weldguard.device.live_state import DeviceLive, StateChange
-from weldguard.device.mqtt_url import parse_mqtt_url
 from weldguard.device.protocol import UpKind
 from weldguard.unlock.models import WorkSession
 from weldguard.unlock.session_sink import SessionSink, SessionWork
@@ -42,8 +37,6 @@ from weldguard.unlock.session_sink import SessionSink, SessionWork
 # The delivery tests' fixture (pytest registers it by its own name): a chip with its
 # key fitted to machine B.
 chip = delivery.chip
-MQTT_URL = os.environ.get("WELDGUARD_TEST_MQTT_URL")
-BROKERS = ["embedded"] + (["mosquitto"] if MQTT_URL else [])
 
 FITTED = "WGC000001"  # the chip tests/factories.py fits to machine A (rated 400 A)
 T0 = to_ms(NOW) + 3_600_000
@@ -450,30 +443,6 @@ def test_a_failed_write_is_requeued_and_nothing_is_counted_twice_or_lost(
 
 
 # ---------------------------------------------------------------------- end to end
-
-
-@pytest.fixture(params=BROKERS)
-def broker(
-    request: pytest.FixtureRequest, session_factory: sessionmaker[Session], settings: Settings
-) -> Iterator[Broker]:
-    """The embedded broker (checking the chips' credentials) on a loop thread of its
-    own, and Mosquitto when WELDGUARD_TEST_MQTT_URL names one."""
-    if request.param == "mosquitto":
-        assert MQTT_URL
-        address = parse_mqtt_url(MQTT_URL)
-        yield Broker("mosquitto", address.host, address.port)
-        return
-    thread = LoopThread()
-    embedded = thread.run(
-        start_embedded_broker(
-            "127.0.0.1", free_port(), session_factory, settings.resolved_secret_key()
-        )
-    )
-    try:
-        yield Broker("embedded", embedded.host, embedded.port)
-    finally:
-        thread.run(embedded.stop(), timeout=10)
-        thread.close()
 
 
 def test_a_session_from_unlock_to_the_chips_lock_end_to_end(

@@ -746,9 +746,14 @@ class CommandService:
 # ---------------------------------------------------------------------- waiting
 
 
-def _read_status(session_factory: sessionmaker[Session], command_id: str) -> str | None:
+def _read_final(session_factory: sessionmaker[Session], command_id: str) -> str | None:
+    """The command's final status, None while it is not settled; raises NotFound for
+    an unknown id. What the async and the blocking waits below both poll."""
     with session_factory() as session:
-        return CommandRepository(session).status_of(command_id)
+        status = CommandRepository(session).status_of(command_id)
+    if status is None:
+        raise NotFound("命令不存在")
+    return status if status in FINAL_STATUSES else None
 
 
 async def wait_for_result(
@@ -764,10 +769,8 @@ async def wait_for_result(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(timeout, 0.0)
     while True:
-        status = await asyncio.to_thread(_read_status, session_factory, command_id)
-        if status is None:
-            raise NotFound("命令不存在")
-        if status in FINAL_STATUSES:
+        status = await asyncio.to_thread(_read_final, session_factory, command_id)
+        if status is not None:
             return status
         remaining = deadline - loop.time()
         if remaining <= 0:
@@ -785,10 +788,8 @@ def wait_for_result_blocking(
     """``wait_for_result`` for synchronous callers (the CLI)."""
     deadline = time.monotonic() + max(timeout, 0.0)
     while True:
-        status = _read_status(session_factory, command_id)
-        if status is None:
-            raise NotFound("命令不存在")
-        if status in FINAL_STATUSES:
+        status = _read_final(session_factory, command_id)
+        if status is not None:
             return status
         remaining = deadline - time.monotonic()
         if remaining <= 0:

@@ -13,10 +13,9 @@ A cycle runs every ``poll_s`` and at once on :meth:`CommandDispatcher.wake`
 (thread-safe), which an in-process caller uses after committing a command and the
 ingest ``CommandSink`` after committing acks and hellos.
 
-The MQTT connection is our own loop (gmqtt's reconnection is off): backoff with
-jitter from 1 s to 60 s, a fresh client per attempt, callbacks that log and never
-raise. TCP_NODELAY is set on the socket (asyncio sets it too; an unlock's
-round trip must not wait behind Nagle's algorithm).
+The MQTT connection is an :class:`~weldguard.device.mqtt_link.MqttLink` (our own
+reconnect loop: backoff with jitter from 1 s to 60 s, a fresh client per attempt,
+TCP_NODELAY, callbacks that log and never raise).
 """
 
 from __future__ import annotations
@@ -24,19 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import socket
-import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Unpack
 
 import typer
-from gmqtt import Client as MQTTClient
-from gmqtt.mqtt.constants import MQTTv311
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -44,13 +38,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from weldguard.db import make_engine, make_session_factory, transaction, utcnow
 from weldguard.device.broker_auth import platform_mqtt_credentials
 from weldguard.device.commands import CommandService, DispatchItem
+from weldguard.device.mqtt_link import LinkOwner, MqttLink, MqttOptions
 from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
 from weldguard.device.protocol import command_topic
 from weldguard.device.registry import DeviceSecrets
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 60.0
 
 # The dispatchers running in this process, so that whoever commits a command here
@@ -65,44 +59,38 @@ def wake_local_dispatchers() -> None:
         dispatcher.wake()
 
 
-class CommandDispatcher:
+class CommandDispatcher(LinkOwner):
     def __init__(
         self,
         *,
         session_factory: sessionmaker[Session],
         device_secrets: DeviceSecrets,
-        host: str = "127.0.0.1",
-        port: int = 1883,
-        tls: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        client_id: str | None = None,
         poll_s: float = 0.5,
         batch_size: int = 200,
-        keepalive: int = 30,
         clock: Callable[[], datetime] = utcnow,
+        **mqtt: Unpack[MqttOptions],
     ) -> None:
         self.session_factory = session_factory
         self.device_secrets = device_secrets
-        self.host, self.port, self.tls = host, port, tls
-        self.username, self.password = username, password
-        self.client_id = client_id or f"weldguard-dispatch-{uuid.uuid4().hex[:12]}"
         self.poll_s = poll_s
         self.batch_size = batch_size
-        self.keepalive = keepalive
         self.clock = clock
         # One database thread: cycles never overlap and a connection stays on it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._disconnected = asyncio.Event()
-        self._client: Any = None
+        self._link = MqttLink(
+            "dispatch",
+            client_prefix="weldguard-dispatch",
+            max_backoff_s=MAX_BACKOFF_S,
+            # Publish at once what waited while we were away.
+            on_connected=self._wake.set,
+            logger=log,
+            **mqtt,
+        )
         self.published = 0
         self.expired = 0
         self.lost_claims = 0
-        self.connects = 0
-        self.connect_failures = 0
         self.errors: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ public
@@ -115,19 +103,13 @@ class CommandDispatcher:
         with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
             loop.call_soon_threadsafe(self._wake.set)
 
-    async def wait_connected(self, timeout: float = 10) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+    @property
+    def connects(self) -> int:
+        return self._link.connects
 
     @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    def nodelay(self) -> bool | None:
-        """TCP_NODELAY as the live socket reports it (None when not connected)."""
-        sock = self._socket()
-        if sock is None:
-            return None
-        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+    def connect_failures(self) -> int:
+        return self._link.connect_failures
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -143,16 +125,13 @@ class CommandDispatcher:
     async def run(self) -> None:
         """Runs until cancelled."""
         self._loop = asyncio.get_running_loop()
-        connection = asyncio.create_task(self._connection_loop(), name="dispatch-mqtt")
+        self._link.start()
         _local.add(self)
         try:
             await self._dispatch_loop()
         finally:
             _local.discard(self)
-            connection.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await connection
-            await self._close_client()
+            await self._link.stop()
             self._executor.shutdown(wait=False)
 
     # ------------------------------------------------------------------ cycles
@@ -180,7 +159,7 @@ class CommandDispatcher:
         if expired:
             self.expired += expired
             log.info("dispatch: %d command(s) expired", expired)
-        if not self._connected.is_set():
+        if not self._link.connected:
             # Claiming now would only count attempts nobody could receive.
             return False
         items = await loop.run_in_executor(self._executor, self._claim, now)
@@ -219,11 +198,9 @@ class CommandDispatcher:
         return claimed
 
     def _publish(self, item: DispatchItem) -> None:
-        client = self._client
-        if client is None or not self._connected.is_set():
-            return  # claimed but not sent: the back-off repeats it
         try:
-            client.publish(command_topic(item.device_id), item.payload, qos=1, retain=False)
+            if not self._link.publish(command_topic(item.device_id), item.payload):
+                return  # claimed but not sent: the back-off repeats it
             self.published += 1
             log.debug(
                 "dispatch: %s → %s (attempt %d)", item.command_id, item.device_id, item.attempt
@@ -231,84 +208,6 @@ class CommandDispatcher:
         except Exception as exc:
             self.errors["publish"] += 1
             log.warning("dispatch: publishing %s failed: %s", item.command_id, exc)
-
-    # ------------------------------------------------------------------ MQTT
-
-    async def _connection_loop(self) -> None:
-        delay = 1.0
-        while True:
-            client = MQTTClient(self.client_id, clean_session=True)
-            # Our loop owns reconnection: gmqtt's would race it with a second client.
-            client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            if self.username:
-                client.set_auth_credentials(self.username, self.password)
-            self._client = client
-            self._disconnected.clear()
-            try:
-                await asyncio.wait_for(
-                    client.connect(
-                        self.host,
-                        self.port,
-                        ssl=self.tls,
-                        keepalive=self.keepalive,
-                        version=MQTTv311,
-                    ),
-                    CONNECT_TIMEOUT_S,
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.connect_failures += 1
-                log.warning("dispatch: cannot connect to %s:%s: %s", self.host, self.port, exc)
-                await self._close_client()
-                # Jitter: a restarted platform's dispatchers must not reconnect in step.
-                await asyncio.sleep(delay * random.uniform(0.75, 1.25))
-                delay = min(delay * 2, MAX_BACKOFF_S)
-                continue
-            delay = 1.0
-            self.connects += 1
-            self._set_nodelay()
-            self._connected.set()
-            self._wake.set()  # publish what waited while we were away
-            await self._disconnected.wait()
-            self._connected.clear()
-            log.warning("dispatch: connection to broker lost; reconnecting")
-            await self._close_client()
-            await asyncio.sleep(0.5)
-
-    def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
-        log.info("dispatch: connected to %s:%s", self.host, self.port)
-
-    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
-        try:
-            if client is self._client:
-                self._connected.clear()
-                self._disconnected.set()
-        except Exception:  # a callback must never take the client down
-            log.exception("dispatch: on_disconnect failed")
-
-    async def _close_client(self) -> None:
-        client, self._client = self._client, None
-        self._connected.clear()
-        if client is None:
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), 2)
-
-    def _socket(self) -> Any:
-        transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
-        return None if transport is None else transport.get_extra_info("socket")
-
-    def _set_nodelay(self) -> None:
-        sock = self._socket()
-        if sock is None:
-            return
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):  # not TCP (a unix socket in some setups)
-            log.debug("dispatch: could not set TCP_NODELAY", exc_info=True)
 
 
 # ---------------------------------------------------------------------- entry points

@@ -30,8 +30,10 @@ command already re-sent.
 When the bus is not connected (or not running), :func:`deliver_command` falls
 back to ``wake_local_dispatchers()`` + ``wait_for_result``.
 
-The connection is our own loop (gmqtt's reconnection off), with jitter, TCP_NODELAY
-on the socket and callbacks that never raise, like the dispatcher's.
+The connection is an :class:`~weldguard.device.mqtt_link.MqttLink`, as the
+dispatcher's: our own reconnect loop with jitter, TCP_NODELAY on the socket,
+callbacks that never raise, and the ack subscription renewed (and confirmed)
+before the bus counts as connected.
 """
 
 from __future__ import annotations
@@ -39,18 +41,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import socket
-import uuid
 import weakref
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from gmqtt import Client as MQTTClient
-from gmqtt.mqtt.constants import MQTTv311
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,14 +61,13 @@ from weldguard.device.commands import (
 )
 from weldguard.device.dispatcher import mqtt_login, wake_local_dispatchers
 from weldguard.device.models import CommandStatus, DeviceCommand
+from weldguard.device.mqtt_link import LinkOwner, MqttLink, MqttOptions
 from weldguard.device.protocol import AckCode, ProtocolError, command_topic, decode_up, parse_topic
 from weldguard.device.registry import DeviceSecrets
 
 log = logging.getLogger(__name__)
 
 ACK_TOPIC = "wg/v1/+/up/ack"
-CONNECT_TIMEOUT_S = 5.0
-SUBSCRIBE_TIMEOUT_S = 5.0
 MAX_BACKOFF_S = 30.0
 # Answers that steer delivery rather than end it (see the module docstring).
 _NOT_FINAL = frozenset({int(AckCode.BUSY), int(AckCode.CLOCK_UNSYNCED)})
@@ -135,89 +131,68 @@ class CommandAck:
         return self.code == AckCode.OK
 
 
-class CommandBus:
+class CommandBus(LinkOwner):
     def __init__(
         self,
         *,
         session_factory: sessionmaker[Session],
         device_secrets: DeviceSecrets,
-        host: str = "127.0.0.1",
-        port: int = 1883,
-        tls: bool = False,
-        username: str | None = None,
-        password: str | None = None,
-        client_id: str | None = None,
-        keepalive: int = 30,
         clock: Callable[[], datetime] = utcnow,
+        **mqtt: Unpack[MqttOptions],
     ) -> None:
         self.session_factory = session_factory
         self.device_secrets = device_secrets
-        self.host, self.port, self.tls = host, port, tls
-        self.username, self.password = username, password
-        self.client_id = client_id or f"weldguard-bus-{uuid.uuid4().hex[:12]}"
-        self.keepalive = keepalive
         self.clock = clock
-        self._client: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._link = MqttLink(
+            "command bus",
+            client_prefix="weldguard-bus",
+            max_backoff_s=MAX_BACKOFF_S,
+            subscriptions={ACK_TOPIC: 1},
+            on_message=self._hear,
+            logger=log,
+            **mqtt,
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._connected = asyncio.Event()
-        self._disconnected = asyncio.Event()
-        self._subscribed = asyncio.Event()
         self._waiting: dict[tuple[str, str], asyncio.Future[CommandAck]] = {}
         self.published = 0
         self.acks_heard = 0
         self.fallbacks = 0
         self.lost_claims = 0
-        self.connects = 0
         self.errors: Counter[str] = Counter()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         """Starts the connection loop (returns at once; see :meth:`wait_connected`)."""
-        if self._task is not None:
+        if self._link.running:
             return
         self._loop = asyncio.get_running_loop()
-        self._task = asyncio.create_task(self._connection_loop(), name="command-bus")
+        self._link.start()
         _running.add(self)
 
     async def stop(self) -> None:
         _running.discard(self)
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await self._close_client()
+        await self._link.stop()
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
         self._waiting.clear()
 
-    async def wait_connected(self, timeout: float = 10) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
-
-    @property
-    def connected(self) -> bool:
-        return self._connected.is_set()
-
-    def nodelay(self) -> bool | None:
-        """TCP_NODELAY as the live socket reports it (None when not connected)."""
-        sock = self._socket()
-        if sock is None:
-            return None
-        return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
-
     def stats(self) -> dict[str, Any]:
+        link = self._link
+        # Counter addition keeps only what happened, as the bus's own counter does.
+        errors = self.errors + Counter(
+            {"connect": link.connect_failures, "on_message": link.message_errors}
+        )
         return {
             "connected": self.connected,
             "published": self.published,
             "acks_heard": self.acks_heard,
             "fallbacks": self.fallbacks,
             "lost_claims": self.lost_claims,
-            "connects": self.connects,
+            "connects": link.connects,
             "waiting": len(self._waiting),
-            "errors": dict(self.errors),
+            "errors": dict(errors),
         }
 
     # ------------------------------------------------------------------ sending
@@ -287,11 +262,9 @@ class CommandBus:
             log.warning("command bus: recording ack of %s failed: %s", ack.command_id, exc)
 
     def _publish(self, order: CommandOrder) -> None:
-        client = self._client
-        if client is None:
-            return  # claimed but not sent: the dispatchers' back-off repeats it
         try:
-            client.publish(command_topic(order.device_id), order.payload, qos=1, retain=False)
+            if not self._link.publish(command_topic(order.device_id), order.payload):
+                return  # claimed but not sent: the dispatchers' back-off repeats it
             self.published += 1
         except Exception as exc:
             self.errors["publish"] += 1
@@ -299,15 +272,8 @@ class CommandBus:
 
     # ------------------------------------------------------------------ receiving
 
-    def _on_message(self, client: Any, topic: str, payload: bytes, qos: int, props: Any) -> int:
-        try:
-            self._hear(topic, payload)
-        except Exception:  # a callback must never take the client down
-            self.errors["on_message"] += 1
-            log.exception("command bus: handling a message failed")
-        return 0
-
     def _hear(self, topic: str, payload: bytes) -> None:
+        """The link's on_message hook: whatever this raises, the link logs and skips."""
         parsed = parse_topic(topic)
         if parsed is None or parsed[1] != "ack":
             return
@@ -334,92 +300,6 @@ class CommandBus:
                 received_at=self.clock(),
             )
         )
-
-    # ------------------------------------------------------------------ MQTT
-
-    async def _connection_loop(self) -> None:
-        delay = 1.0
-        while True:
-            client = MQTTClient(self.client_id, clean_session=True)
-            client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
-            client.on_message = self._on_message
-            client.on_disconnect = self._on_disconnect
-            client.on_subscribe = self._on_subscribe
-            if self.username:
-                client.set_auth_credentials(self.username, self.password)
-            self._client = client
-            self._disconnected.clear()
-            self._subscribed.clear()
-            try:
-                await asyncio.wait_for(
-                    client.connect(
-                        self.host,
-                        self.port,
-                        ssl=self.tls,
-                        keepalive=self.keepalive,
-                        version=MQTTv311,
-                    ),
-                    CONNECT_TIMEOUT_S,
-                )
-                self._set_nodelay()
-                client.subscribe(ACK_TOPIC, qos=1)
-                # Connected only once the broker confirmed the subscription: an ack
-                # published before that would be missed.
-                await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.errors["connect"] += 1
-                log.warning("command bus: cannot connect to %s:%s: %s", self.host, self.port, exc)
-                await self._close_client()
-                await asyncio.sleep(delay * random.uniform(0.75, 1.25))
-                delay = min(delay * 2, MAX_BACKOFF_S)
-                continue
-            delay = 1.0
-            self.connects += 1
-            self._connected.set()
-            log.info("command bus: connected to %s:%s", self.host, self.port)
-            await self._disconnected.wait()
-            self._connected.clear()
-            log.warning("command bus: connection to broker lost; reconnecting")
-            await self._close_client()
-            await asyncio.sleep(0.5)
-
-    def _on_subscribe(self, client: Any, mid: Any, qos: Any, properties: Any) -> None:
-        try:
-            if client is self._client:
-                self._subscribed.set()
-        except Exception:
-            log.exception("command bus: on_subscribe failed")
-
-    def _on_disconnect(self, client: Any, packet: Any, exc: Any = None) -> None:
-        try:
-            if client is self._client:
-                self._connected.clear()
-                self._disconnected.set()
-        except Exception:
-            log.exception("command bus: on_disconnect failed")
-
-    async def _close_client(self) -> None:
-        client, self._client = self._client, None
-        self._connected.clear()
-        if client is None:
-            return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), 2)
-
-    def _socket(self) -> Any:
-        transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
-        return None if transport is None else transport.get_extra_info("socket")
-
-    def _set_nodelay(self) -> None:
-        sock = self._socket()
-        if sock is None:
-            return
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
-            log.debug("command bus: could not set TCP_NODELAY", exc_info=True)
 
 
 # ---------------------------------------------------------------------- fallback

@@ -14,9 +14,14 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
+from weldguard.auth.scope import Scope
 from weldguard.config import Settings
 from weldguard.domain.certificates import CertificateKind, CertificateStatus
+from weldguard.enterprise.models import Enterprise
+from weldguard.enterprise.service import EnterpriseService
+from weldguard.errors import NotFound
 from weldguard.machine.models import MachineStatus, WeldingProcess
 
 WEB_DIR = Path(__file__).resolve().parent
@@ -183,6 +188,17 @@ def bool_param(value: str | None) -> bool | None:
 
 def choice_param(value: str | None, choices: Mapping[str, str] | tuple[str, ...]) -> str | None:
     return value if value and value in choices else None
+
+
+def filter_enterprise(session: Session, scope: Scope, raw: str | None) -> Enterprise | None:
+    """The ``enterprise_id`` filter of a list page. It must name an enterprise the
+    viewer may see: a malformed or foreign id is a 404, never an unfiltered list."""
+    enterprise_id = int_param(raw)
+    if raw and raw.strip() and enterprise_id is None:
+        raise NotFound("企业不存在")
+    if enterprise_id is None:
+        return None
+    return EnterpriseService(session).get(scope, enterprise_id)
 
 
 @dataclass(frozen=True)

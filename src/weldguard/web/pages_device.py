@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -23,14 +22,13 @@ from weldguard.device.views_repository import (
     DeviceViewRepository,
     MachineLive,
 )
-from weldguard.enterprise.models import Enterprise
-from weldguard.enterprise.service import EnterpriseService
 from weldguard.errors import DomainError, NotFound, PermissionDenied
 from weldguard.machine.models import MachineStatus
 from weldguard.machine.service import DEVICE_ID_RE
 from weldguard.web.common import (
     bool_param,
     choice_param,
+    filter_enterprise,
     int_param,
     is_htmx,
     make_pager,
@@ -418,7 +416,7 @@ def alarm_list(request: Request, viewer: PageViewer, session: DbSession) -> Resp
         raise PermissionDenied("当前账号无权查看设备报警")
     params = request.query_params
     node = resolve_area(session, viewer.scope, text_param(params.get("area")))
-    enterprise = _filter_enterprise(session, viewer, params)
+    enterprise = filter_enterprise(session, viewer.scope, params.get("enterprise_id"))
     state = choice_param(params.get("state"), ALARM_STATE_OPTIONS)
     f = AlarmFilter(
         kind=choice_param(params.get("kind"), ALARM_KIND_OPTIONS),
@@ -457,15 +455,3 @@ def alarm_list(request: Request, viewer: PageViewer, session: DbSession) -> Resp
     }
     template = "alarms/_results.html" if is_htmx(request) else "alarms/list.html"
     return render(request, template, context)
-
-
-def _filter_enterprise(
-    session: DbSession, viewer: Viewer, params: Mapping[str, str]
-) -> Enterprise | None:
-    raw = params.get("enterprise_id")
-    enterprise_id = int_param(raw)
-    if raw and raw.strip() and enterprise_id is None:
-        raise NotFound("企业不存在")
-    if enterprise_id is None:
-        return None
-    return EnterpriseService(session).get(viewer.scope, enterprise_id)

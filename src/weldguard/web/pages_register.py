@@ -27,6 +27,7 @@ from weldguard.report.stats import enterprise_counts
 from weldguard.web.common import (
     bool_param,
     choice_param,
+    filter_enterprise,
     int_param,
     is_htmx,
     make_pager,
@@ -99,16 +100,6 @@ def _area_names(session: DbSession, viewer: Viewer) -> dict[int, Jurisdiction]:
     return {option.node.id: option.node for option in area_options(session, viewer.scope)}
 
 
-def _filter_enterprise(session: DbSession, viewer: Viewer, raw: str | None) -> Enterprise | None:
-    """An enterprise filter must name a visible enterprise (404 otherwise)."""
-    enterprise_id = int_param(raw)
-    if raw and raw.strip() and enterprise_id is None:
-        raise NotFound("企业不存在")
-    if enterprise_id is None:
-        return None
-    return EnterpriseService(session).get(viewer.scope, enterprise_id)
-
-
 @dataclass(frozen=True)
 class ListFilters:
     """The area and enterprise filters the machine, welder and certificate lists
@@ -137,7 +128,7 @@ class ListFilters:
 def _list_filters(session: DbSession, viewer: Viewer, params: Mapping[str, str]) -> ListFilters:
     return ListFilters(
         node=resolve_area(session, viewer.scope, text_param(params.get("area"))),
-        enterprise=_filter_enterprise(session, viewer, params.get("enterprise_id")),
+        enterprise=filter_enterprise(session, viewer.scope, params.get("enterprise_id")),
         areas=area_options(session, viewer.scope),
     )
 

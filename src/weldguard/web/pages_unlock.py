@@ -21,8 +21,6 @@ from weldguard.auth.scope import Action
 from weldguard.clock import SHANGHAI
 from weldguard.deps import DbSession
 from weldguard.domain.authorization import ReasonCode
-from weldguard.enterprise.models import Enterprise
-from weldguard.enterprise.service import EnterpriseService
 from weldguard.errors import DomainError, NotFound, PermissionDenied
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.jurisdiction.service import SECTORS
@@ -47,6 +45,7 @@ from weldguard.unlock.special_periods import (
 )
 from weldguard.web.common import (
     choice_param,
+    filter_enterprise,
     int_param,
     is_htmx,
     make_pager,
@@ -133,18 +132,6 @@ def _period(viewer: Viewer, params: Mapping[str, str]) -> Period:
     return Period(since, until)
 
 
-def _filter_enterprise(
-    session: DbSession, viewer: Viewer, params: Mapping[str, str]
-) -> Enterprise | None:
-    raw = params.get("enterprise_id")
-    enterprise_id = int_param(raw)
-    if raw and raw.strip() and enterprise_id is None:
-        raise NotFound("企业不存在")
-    if enterprise_id is None:
-        return None
-    return EnterpriseService(session).get(viewer.scope, enterprise_id)
-
-
 def duration_label(seconds: int | None) -> str:
     if not seconds:
         return "0 分钟"
@@ -210,7 +197,7 @@ def scan_records(request: Request, viewer: PageViewer, session: DbSession) -> Re
     params = request.query_params
     scope = viewer.scope
     node = resolve_area(session, scope, text_param(params.get("area")))
-    enterprise = _filter_enterprise(session, viewer, params)
+    enterprise = filter_enterprise(session, viewer.scope, params.get("enterprise_id"))
     period = _period(viewer, params)
     since, until = period.bounds
     reason = choice_param(params.get("reason"), REASON_OPTIONS)
@@ -268,7 +255,7 @@ def work_sessions(request: Request, viewer: PageViewer, session: DbSession) -> R
     params = request.query_params
     scope = viewer.scope
     node = resolve_area(session, scope, text_param(params.get("area")))
-    enterprise = _filter_enterprise(session, viewer, params)
+    enterprise = filter_enterprise(session, viewer.scope, params.get("enterprise_id"))
     period = _period(viewer, params)
     since, until = period.bounds
     f = SessionFilter(
