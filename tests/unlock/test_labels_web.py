@@ -160,3 +160,13 @@ def test_rejected_labels_are_kept_as_scan_records(
     # Arbitrary input is never stored as a machine code, and no signature anywhere.
     assert records[1].machine_code == ""
     assert all(forged not in str(r.reasons) for r in records)
+
+
+def test_machine_and_enterprise_pages_link_their_labels(sign_in: SignIn, world: World) -> None:
+    client = sign_in("ent_a")
+    machine = world.machines["A"]
+    page = client.get(f"/machines/{machine.id}").text
+    assert f"/machines/{machine.id}/label.svg" in page
+    assert f"/machines/{machine.id}/label.png?download=1" in page
+    enterprise = client.get(f"/enterprises/{world.enterprises['A'].id}").text
+    assert f"/enterprises/{world.enterprises['A'].id}/labels.pdf" in enterprise
