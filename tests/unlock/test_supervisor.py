@@ -365,3 +365,36 @@ def test_the_loop_runs_cycles_until_cancelled(
 
     run(scenario)
     assert sup.totals["ended_time_limit"] == 1 and not sup.errors
+
+
+def test_a_chip_unlocked_without_an_open_session_is_locked_once_a_minute(
+    world: World,
+    db: Session,
+    settings: Settings,
+    session_factory: sessionmaker[Session],
+    chip: Chip,
+) -> None:
+    from weldguard.device.models import DeviceState
+
+    # The chip acknowledged an unlock after the scan page had given up on it.
+    db.add(
+        DeviceState(
+            device_id=chip.device_id,
+            online=True,
+            lock_state="unlocked",
+            session_id="S-gone",
+            last_seen_at=NOW,
+            offline_deadline=NOW + timedelta(seconds=34),
+        )
+    )
+    db.commit()
+    sup, wakes = supervisor(session_factory, settings)
+    report = sup.run_once(NOW)
+    (lock,) = commands(session_factory, chip.device_id)
+    assert report.locks == [lock.id] and wakes.count == 1
+    assert (lock.cmd, lock.args) == ("lock", {"reason": "no_session"})
+    # Not again while the first lock is fresh.
+    assert sup.run_once(NOW + timedelta(seconds=30)).locks == []
+    # A chip working under an open session is left alone.
+    on_b(db, world, chip, "S-2", started=NOW + timedelta(minutes=4), last_arc_at=None)
+    assert sup.run_once(NOW + timedelta(minutes=5)).locks == []

@@ -64,6 +64,7 @@ from weldguard.device.models import (
     CommandStatus,
     DeviceAlarm,
     DeviceCommand,
+    DeviceState,
 )
 from weldguard.device.registry import DeviceSecrets
 from weldguard.domain.work_sessions import (
@@ -77,7 +78,7 @@ from weldguard.domain.work_sessions import (
 )
 from weldguard.enterprise.models import Enterprise
 from weldguard.errors import Conflict, InvalidInput, NotFound
-from weldguard.machine.models import Machine
+from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.unlock.models import SessionStatus, WorkSession
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ log = logging.getLogger(__name__)
 UNLOCK_NOT_ACKNOWLEDGED = "unlock_not_acknowledged"
 # What the chip is told in the lock's ``reason`` (it echoes it in its ``locked``).
 LOCK_REASONS = {EndReason.TIME_LIMIT: "time_limit", EndReason.IDLE: "idle"}
+STRAY_LOCK_EVERY = timedelta(minutes=1)
 _OPEN = (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value)
 _ALARMS = cast(Table, DeviceAlarm.__table__)
 
@@ -207,6 +209,11 @@ class SessionSupervisor:
                 self.errors[type(exc).__name__] += 1
                 log.exception("sessions: session %s: %s failed", candidate.id, verdict)
         report.cleared_warnings = self._clear_warnings(now)
+        try:
+            report.locks.extend(self.lock_strays(now))
+        except Exception as exc:
+            self.errors[type(exc).__name__] += 1
+            log.exception("sessions: locking stray unlocked chips failed")
         self.cycles += 1
         for reason, n in report.ended.items():
             self.totals[f"ended_{reason}"] += n
@@ -217,6 +224,53 @@ class SessionSupervisor:
         if report.locks:
             self.on_locked()
         return report
+
+    def lock_strays(self, now: datetime) -> list[str]:
+        """Chips that say they are unlocked with no open session behind them: an ack
+        that came after the scan page gave up, or a lock that never arrived. They
+        get a lock, at most one every STRAY_LOCK_EVERY per chip (a chip that keeps
+        refusing must not flood its queue; the alarms show it meanwhile)."""
+        open_sessions = select(WorkSession.device_id).where(
+            WorkSession.status.in_([SessionStatus.STARTING.value, SessionStatus.ACTIVE.value])
+        )
+        recent_locks = select(DeviceCommand.device_id).where(
+            DeviceCommand.cmd == "lock", DeviceCommand.created_at > now - STRAY_LOCK_EVERY
+        )
+        locks = []
+        with self.session_factory() as session:
+            rows = session.execute(
+                select(Machine, DeviceState.device_id)
+                .join(ChipBinding, ChipBinding.machine_id == Machine.id)
+                .join(Chip, Chip.id == ChipBinding.chip_id)
+                .join(DeviceState, DeviceState.device_id == Chip.device_id)
+                .where(
+                    ChipBinding.removed_at.is_(None),
+                    DeviceState.online.is_(True),
+                    DeviceState.lock_state == "unlocked",
+                    DeviceState.device_id.not_in(open_sessions),
+                    DeviceState.device_id.not_in(recent_locks),
+                )
+                .limit(self.batch_size)
+            ).all()
+            for machine, device_id in rows:
+                try:
+                    command = CommandService(session, self.device_secrets).issue(
+                        machine,
+                        "lock",
+                        {"reason": "no_session"},
+                        now=now,
+                        ttl_s=MAX_TTL_S,
+                        reason="no_session",
+                    )
+                except (Conflict, InvalidInput, NotFound) as exc:
+                    log.warning("sessions: cannot lock stray chip %s: %s", device_id, exc)
+                    continue
+                locks.append(command.id)
+            session.commit()
+        if locks:
+            log.info("sessions: locking %d chip(s) unlocked without a session", len(locks))
+            self.totals["stray_locks"] += len(locks)
+        return locks
 
     # ------------------------------------------------------------------ reading
 
