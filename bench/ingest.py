@@ -35,19 +35,20 @@ import contextlib
 import heapq
 import logging
 import multiprocessing as mp
-import os
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
 import time
 import tracemalloc
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from _common import (
+    _cpu_s,
+    _machine_busy_s,
+    _postgres_pids,
+    _private_database,
+    own_mosquitto,
+)
 from gmqtt import Client
 from sqlalchemy import make_url, text
 
@@ -57,100 +58,11 @@ from weldguard.device.live_state import LiveStates
 from weldguard.device.mqtt_url import parse_mqtt_url
 from weldguard.migrate import upgrade
 
-DB_URL = os.environ.get("WELDGUARD_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 DEVICES = 10_000
 T0 = int(time.time() * 1000)
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-# What docs/architecture.md recommends for production, minus persistence (a
-# benchmark has nothing to keep) and with an unbounded queue (a lost message would
-# only measure the queue limit, not the pipeline).
-MOSQUITTO_CONF = """\
-listener {port} 127.0.0.1
-allow_anonymous true
-persistence false
-log_dest stderr
-log_type error
-log_type warning
-set_tcp_nodelay true
-max_inflight_messages 1000
-max_queued_messages 0
-max_queued_bytes 0
-"""
-
-
-# ---------------------------------------------------------------- broker
-
-
-@contextlib.contextmanager
-def own_mosquitto() -> Iterator[tuple[str, int, int]]:
-    """A private Mosquitto on a free port: (host, port, pid)."""
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    with tempfile.TemporaryDirectory(prefix="wg-bench-mosquitto-") as tmp:
-        conf = os.path.join(tmp, "mosquitto.conf")
-        with open(conf, "w") as f:
-            f.write(MOSQUITTO_CONF.format(port=port))
-        proc = subprocess.Popen([binary, "-c", conf])
-        try:
-            deadline = time.monotonic() + 5
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("mosquitto did not start") from None
-                    time.sleep(0.05)
-            yield "127.0.0.1", port, proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(5)
 
 
 # ---------------------------------------------------------------- CPU accounting
-
-
-def _cpu_s(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _postgres_pids(database: str | None = None) -> list[int]:
-    """PostgreSQL processes working for us: the backends of ``database`` (the
-    process title names it) and the shared writers (checkpointer, background
-    writer, WAL writer), whose work is mostly ours while a phase runs. Backends of
-    other databases (other jobs on a shared server) are left out."""
-    shared = ("checkpointer", "background writer", "walwriter")
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                title = f.read().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if not title.startswith("postgres:"):
-            continue
-        if (database is not None and f" {database} " in title) or any(
-            title.rstrip().endswith(s) for s in shared
-        ):
-            out.append(int(name))
-    return out
-
-
-def _machine_busy_s() -> float:
-    """CPU seconds all processes on the machine have used (user+nice+system+irq)."""
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    return (sum(fields[:3]) + sum(fields[5:8])) / CLK_TCK
 
 
 class CpuMeter:
@@ -630,21 +542,6 @@ def offline_delay(
 
 
 # ---------------------------------------------------------------- main
-
-
-def _private_database() -> tuple[str, Any]:
-    base = make_url(DB_URL)
-    name = f"weldguard_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = make_engine(DB_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return base.set(database=name).render_as_string(hide_password=False), drop
 
 
 async def run_phases(

@@ -119,12 +119,17 @@ def lock_state(state: DeviceState | None) -> bool | None:
 
 
 def load_machine_place(repo: ScanRepository, machine: Machine) -> MachinePlace:
-    enterprise = repo.enterprise(machine.enterprise_id)
-    if enterprise is None:  # the foreign key forbids it; a clear error if it happens
+    found = repo.machine_place(machine_id=machine.id)
+    if found is None:  # the foreign key forbids it; a clear error if it happens
         raise LookupError(f"machine {machine.code} has no enterprise")
-    site = repo.site(machine.site_id) if machine.site_id is not None else None
-    chip, state = repo.chip_with_state(machine.id)
+    _machine, enterprise, site, chip, state = found
     return MachinePlace(machine, enterprise, site, chip, state)
+
+
+def machine_place_by_code(repo: ScanRepository, code: str) -> MachinePlace | None:
+    """The scanned machine and its place in one query, None for an unknown code."""
+    found = repo.machine_place(code=code)
+    return MachinePlace(*found) if found is not None else None
 
 
 def opening_hours_of(enterprise: Enterprise) -> tuple[OpeningWindow, ...] | None:
@@ -202,15 +207,22 @@ def gather_scan_facts(
     machine: Machine,
     phone: PhonePosition | None,
     now: datetime,
+    place: MachinePlace | None = None,
 ) -> ScanFacts:
     """Everything :func:`decide` needs for ``user`` (a welder account) scanning
-    ``machine`` at ``now``."""
+    ``machine`` at ``now``. ``place``: the machine's place when the caller has
+    read it already (the scan reads machine and place in one query).
+
+    Round trips: the place (unless given); the certificates, employments and open
+    sessions (the machine's and the welder's) in one query; the special periods."""
     if user.welder_id is None:
         raise ValueError("only a welder account scans to unlock")
     repo = ScanRepository(session)
     welder_id = user.welder_id
     today = local_today(now)
-    place = load_machine_place(repo, machine)
+    if place is None or place.machine.id != machine.id:
+        place = load_machine_place(repo, machine)
+    held, employed, open_sessions = repo.welder_facts(welder_id, machine.id)
 
     certificates = tuple(
         HeldCertificate(
@@ -224,16 +236,14 @@ def gather_scan_facts(
             confirmed_by_enterprise_id=cert.confirmed_by_enterprise_id,
             number_masked=cert.number_masked,
         )
-        for cert in repo.certificates_of(welder_id)
+        for cert in held
         if cert.kind in CertificateKind.__members__.values()
     )
     employments = tuple(
-        EmploymentPeriod(e.enterprise_id, e.start_date, e.end_date)
-        for e in repo.employments_of(welder_id)
+        EmploymentPeriod(e.enterprise_id, e.start_date, e.end_date) for e in employed
     )
-
-    here = repo.open_session_on(machine.id)
-    mine = tuple(repo.open_sessions_of(welder_id))
+    here = next((s for s in open_sessions if s.machine_id == machine.id), None)
+    mine = tuple(s for s in open_sessions if s.welder_id == welder_id)
     state = place.state
     machine_facts = MachineFacts(
         id=machine.id,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Select, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Insert, Select, Table, and_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from weldguard.auth.scope import Scope
 from weldguard.device.models import DeviceCommand, DeviceState
@@ -68,6 +71,34 @@ class ScanRepository:
     def site(self, site_id: int) -> Site | None:
         return self.session.get(Site, site_id)
 
+    def machine_place(
+        self, *, code: str | None = None, machine_id: int | None = None
+    ) -> tuple[Machine, Enterprise, Site | None, Chip | None, DeviceState | None] | None:
+        """A machine by label code (or id) with its enterprise, site, the chip in
+        its open binding and the chip's live state, in one round trip (the scan's
+        first read; the last three may be missing)."""
+        statement = (
+            select(Machine, Enterprise, Site, Chip, DeviceState)
+            .join(Enterprise, Enterprise.id == Machine.enterprise_id)
+            .outerjoin(Site, Site.id == Machine.site_id)
+            .outerjoin(
+                ChipBinding,
+                and_(ChipBinding.machine_id == Machine.id, ChipBinding.removed_at.is_(None)),
+            )
+            .outerjoin(Chip, Chip.id == ChipBinding.chip_id)
+            .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
+        )
+        if code is not None:
+            statement = statement.where(Machine.code == code)
+        elif machine_id is not None:
+            statement = statement.where(Machine.id == machine_id)
+        else:
+            raise ValueError("a machine code or id is needed")
+        row = self.session.execute(statement.order_by(ChipBinding.id).limit(1)).first()
+        if row is None:
+            return None
+        return row[0], row[1], row[2], row[3], row[4]
+
     def chip_with_state(self, machine_id: int) -> tuple[Chip | None, DeviceState | None]:
         """The chip in the machine's open binding and its live state (either may be
         missing: no chip fitted, or a chip that never reported)."""
@@ -100,6 +131,50 @@ class ScanRepository:
                 .order_by(Certificate.expiry_date.desc(), Certificate.id)
             )
         )
+
+    def welder_facts(
+        self, welder_id: int, machine_id: int
+    ) -> tuple[list[Certificate], list[Employment], list[WorkSession]]:
+        """The welder's certificates (as :meth:`certificates_of` orders them), their
+        employments (as :meth:`employments_of`) and the open sessions on the
+        machine or of the welder (as :meth:`open_sessions_for`), in one round trip:
+        outer joins from the welder, whose small cross product is taken apart
+        here (each row kept once, in the order of its first appearance)."""
+        statement = (
+            select(Certificate, Employment, WorkSession)
+            .select_from(Welder)
+            .outerjoin(Certificate, Certificate.welder_id == Welder.id)
+            .outerjoin(Employment, Employment.welder_id == Welder.id)
+            .outerjoin(
+                WorkSession,
+                and_(
+                    or_(WorkSession.welder_id == Welder.id, WorkSession.machine_id == machine_id),
+                    WorkSession.status.in_(OPEN_SESSION_STATUSES),
+                ),
+            )
+            .where(Welder.id == welder_id)
+            .order_by(
+                Certificate.expiry_date.desc(),
+                Certificate.id,
+                Employment.start_date,
+                Employment.id,
+                WorkSession.started_at,
+                WorkSession.id,
+            )
+            # Sessions are changed by other processes: as the database has them.
+            .execution_options(populate_existing=True)
+        )
+        certificates: dict[int, Certificate] = {}
+        employments: dict[int, Employment] = {}
+        sessions: dict[str, WorkSession] = {}
+        for certificate, employment, work in self.session.execute(statement):
+            if certificate is not None:
+                certificates.setdefault(certificate.id, certificate)
+            if employment is not None:
+                employments.setdefault(employment.id, employment)
+            if work is not None:
+                sessions.setdefault(work.id, work)
+        return list(certificates.values()), list(employments.values()), list(sessions.values())
 
     def employments_of(self, welder_id: int) -> list[Employment]:
         return list(
@@ -144,6 +219,20 @@ class ScanRepository:
             )
         )
 
+    def open_sessions_for(self, machine_id: int, welder_id: int) -> list[WorkSession]:
+        """The open sessions on the machine and the welder's own, in one query (the
+        scan reads both: 焊机使用中 and 另有作业)."""
+        return list(
+            self.session.scalars(
+                _fresh(select(WorkSession))
+                .where(
+                    or_(WorkSession.machine_id == machine_id, WorkSession.welder_id == welder_id),
+                    WorkSession.status.in_(OPEN_SESSION_STATUSES),
+                )
+                .order_by(WorkSession.started_at, WorkSession.id)
+            )
+        )
+
     def stale_starts(
         self, cutoff: datetime, machine_id: int | None = None, welder_id: int | None = None
     ) -> list[WorkSession]:
@@ -183,6 +272,42 @@ class ScanRepository:
         moved = cast(CursorResult[Any], result).rowcount == 1
         current = self.work_session(session_id)
         return current if moved else None
+
+    def add_session_if_free(self, work_session: WorkSession) -> bool:
+        """Inserts a new session unless the machine has an open one already (the
+        unique index ``uq_work_session_open_machine`` decides): False when another
+        request got there first. ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL
+        and SQLite, so the transaction survives without a savepoint (two round
+        trips fewer); elsewhere a savepoint. The instance becomes persistent in
+        this session, every column set (nothing to reload)."""
+        values: dict[str, Any] = {}
+        for column in WorkSession.__table__.columns:
+            value = getattr(work_session, column.key)
+            default = column.default
+            if value is None and default is not None and getattr(default, "is_scalar", False):
+                value = getattr(default, "arg", None)
+            setattr(work_session, column.key, value)
+            values[column.key] = value
+        dialect = self.session.get_bind().dialect.name
+        table = cast(Table, WorkSession.__table__)
+        statement: Insert
+        if dialect == "postgresql":
+            statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
+        elif dialect == "sqlite":
+            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
+        else:
+            try:
+                with self.session.begin_nested():
+                    self.add_session(work_session)
+            except IntegrityError:
+                return False
+            return True
+        # RETURNING says whether the row went in (rowcount is not reliable here).
+        if self.session.execute(statement.returning(table.c.id)).first() is None:
+            return False
+        make_transient_to_detached(work_session)
+        self.session.add(work_session)
+        return True
 
     def add_session(self, work_session: WorkSession) -> WorkSession:
         self.session.add(work_session)

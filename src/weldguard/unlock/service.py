@@ -17,6 +17,7 @@ answer without a second record (:class:`RecentScans`, per process).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import threading
@@ -27,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.auth.models import Role, User
@@ -50,6 +50,7 @@ from weldguard.domain.authorization import (
 )
 from weldguard.domain.geo import haversine_m
 from weldguard.errors import DomainError, NotFound, PermissionDenied
+from weldguard.machine.models import Chip
 from weldguard.unlock.command_bus import (
     CommandAck,
     CommandBus,
@@ -58,10 +59,12 @@ from weldguard.unlock.command_bus import (
     deliver_command,
 )
 from weldguard.unlock.facts import (
+    MachinePlace,
     ScanFacts,
     authorization_policy,
     chip_is_online,
     gather_scan_facts,
+    machine_place_by_code,
     session_limit,
 )
 from weldguard.unlock.labels import LabelRejected, LabelSigner, RejectReason, signer_for
@@ -182,6 +185,29 @@ class RecentScans:
 RECENT_SCANS = RecentScans()
 
 
+@functools.lru_cache(maxsize=4)
+def device_secrets(platform_secret: str) -> DeviceSecrets:
+    """The platform's key for device secrets, derived once per process (HKDF and
+    the Fernet set-up are not worth repeating on every scan)."""
+    return DeviceSecrets(platform_secret)
+
+
+class _KnownChip(CommandRepository):
+    """The command repository of one scan: the chip in the machine's open binding
+    is the one the scan's first query read in this transaction, so
+    ``CommandService.issue`` need not look it up again."""
+
+    def __init__(self, session: Session, machine_id: int, chip: Chip) -> None:
+        super().__init__(session)
+        self._machine_id = machine_id
+        self._chip = chip
+
+    def chip_in_machine(self, machine_id: int) -> Chip | None:
+        if machine_id == self._machine_id:
+            return self._chip
+        return super().chip_in_machine(machine_id)
+
+
 def valid_idempotency_key(key: str | None) -> str | None:
     return key if key and IDEMPOTENCY_KEY.fullmatch(key) else None
 
@@ -201,7 +227,7 @@ class ScanService:
         if self.signer is None:
             self.signer = signer_for(self.settings)
         self.commands = CommandService(
-            self.session, DeviceSecrets(self.settings.resolved_secret_key())
+            self.session, device_secrets(self.settings.resolved_secret_key())
         )
 
     # ------------------------------------------------------------------ scanning
@@ -255,16 +281,17 @@ class ScanService:
         if not self.signer.verify_label(code, sig):
             rejected = _rejection(self.signer, code, sig)
             return ScanResult(self.record_invalid_label(rejected, code, user, now))
-        machine = self.repo.machine_by_code(code)
-        if machine is None:
+        place = machine_place_by_code(self.repo, code)
+        if place is None:
             rejected = LabelRejected(RejectReason.UNKNOWN_MACHINE, code)
             return ScanResult(self.record_invalid_label(rejected, code, user, now))
+        machine = place.machine
 
-        facts = gather_scan_facts(self.session, user, machine, position, now)
+        facts = gather_scan_facts(self.session, user, machine, position, now, place=place)
         if self._any_left_behind(facts, now):
             # Rare: settle them, then judge what is true now.
             self.settle_stale(now, machine_id=machine.id, welder_id=user.welder_id)
-            facts = gather_scan_facts(self.session, user, machine, position, now)
+            facts = gather_scan_facts(self.session, user, machine, position, now, place=place)
         decision = decide(facts.request, authorization_policy(self.settings))
         machine_position = facts.request.machine.position
         distance = (
@@ -273,6 +300,13 @@ class ScanService:
             else None
         )
         enterprise = facts.place.enterprise
+        here = facts.open_session_here
+        reused = decision.allowed and here is not None and here.welder_id == user.welder_id
+        # The session's id is chosen before anything is written, so that the record,
+        # the unlock and the session each go out in one INSERT (no UPDATE after).
+        session_id = None
+        if decision.allowed:
+            session_id = here.id if reused and here is not None else str(uuid.uuid4())
         record = self.repo.add_scan(
             ScanRecord(
                 scanned_at=now,
@@ -290,22 +324,21 @@ class ScanService:
                 phone_lon=position.point.longitude if position else None,
                 phone_accuracy_m=position.accuracy_m if position else None,
                 distance_m=round(distance, 1) if distance is not None else None,
+                session_id=session_id,
             )
         )
         if not decision.allowed:
             return ScanResult(record, decision)
-
-        here = facts.open_session_here
-        if here is not None and here.welder_id == user.welder_id:
-            record.session_id = here.id
-            self.session.flush()
+        if reused and here is not None:
             return ScanResult(record, decision, session=here, reused=True)
+        assert session_id is not None
 
         valid_until = session_limit(decision.valid_until, now, self.settings)
+        chip = facts.place.chip
         work = WorkSession(
-            id=str(uuid.uuid4()),
+            id=session_id,
             machine_id=machine.id,
-            device_id=facts.place.chip.device_id if facts.place.chip else "",
+            device_id=chip.device_id if chip else "",
             welder_id=user.welder_id,
             enterprise_id=enterprise.id,
             area_path=enterprise.area_path,
@@ -316,15 +349,10 @@ class ScanService:
             valid_until=valid_until,
         )
         try:
-            with self.session.begin_nested():
-                self.repo.add_session(work)
-        except IntegrityError:
-            # Another request opened a session on this machine between our read
-            # and our insert: the database's unique index decided.
-            return self._lost_race(record, decision, user)
-
-        try:
-            command = self.commands.issue(
+            # Signed before the session is written, so that the session carries its
+            # command from its INSERT on; a lost race deletes the command again
+            # (uncommitted: nobody has seen it).
+            command = self._commands_for(place).issue(
                 machine,
                 "unlock",
                 unlock_args(work.id, welder_ref(user.welder_id), valid_until),
@@ -337,16 +365,30 @@ class ScanService:
             work.status = SessionStatus.FAILED.value
             work.ended_at = now
             work.failure = FAILURE_NO_KEY.format(detail=exc.message)[:128]
-            record.session_id = work.id
-            self.session.flush()
+            if not self.repo.add_session_if_free(work):
+                return self._lost_race(record, decision, user)
             return ScanResult(record, decision, session=work)
         work.unlock_command_id = command.id
-        record.session_id = work.id
-        self.session.flush()
+        if not self.repo.add_session_if_free(work):
+            # Another request opened a session on this machine between our read
+            # and our insert: the database's unique index decided.
+            self.session.delete(command)
+            self.session.flush()
+            return self._lost_race(record, decision, user)
         claimed = self.claim_for_bus and claim_in_transaction(self.session, command, now)
         return ScanResult(
             record, decision, session=work, unlock=CommandOrder.of(command, claimed=claimed)
         )
+
+    def _commands_for(self, place: MachinePlace) -> CommandService:
+        """The command service, told the chip the scan has just read from the
+        machine's open binding (the same row ``CommandService.issue`` would look up
+        again), so signing the unlock costs no further query."""
+        if place.chip is None:
+            return self.commands
+        commands = CommandService(self.session, self.commands.secrets)
+        commands.repo = _KnownChip(self.session, place.machine.id, place.chip)
+        return commands
 
     def _any_left_behind(self, facts: ScanFacts, now: datetime) -> bool:
         """Whether an open session the facts name is one :meth:`settle_stale` would
@@ -369,6 +411,7 @@ class ScanService:
             self.session.flush()
             return ScanResult(record, decision, session=winner, reused=True)
         in_use = Reason(ReasonCode.MACHINE_IN_USE, "该焊机正由其他焊工使用中")
+        record.session_id = None
         record.outcome = ScanOutcome.BLOCKED.value
         record.reason_codes = [ReasonCode.MACHINE_IN_USE.value]
         record.reasons = [
@@ -423,13 +466,20 @@ class ScanService:
         becomes active, or fails with a plain reason and its command is expired so
         that no retry unlocks the machine behind the welder's back. A session that
         moved on meanwhile (结束作业, a stale sweep) is left as it is."""
+        if ack is not None and ack.ok:
+            # The common answer: one conditional UPDATE (and the row read back);
+            # a session that moved on meanwhile is read as it is.
+            active = self.repo.move_session(
+                session_id,
+                (SessionStatus.STARTING.value,),
+                status=SessionStatus.ACTIVE.value,
+                unlocked_at=ack.received_at,
+            )
+            return active if active is not None else self.repo.work_session(session_id)
         work = self.repo.work_session(session_id)
         if work is None or work.status != SessionStatus.STARTING.value:
             return work
-        if ack is not None and ack.ok:
-            self._activate(work, ack.received_at)
-        else:
-            self._fail(work, ack, now)
+        self._fail(work, ack, now)
         return self.repo.work_session(session_id)
 
     def _activate(self, work: WorkSession, unlocked_at: datetime) -> None:

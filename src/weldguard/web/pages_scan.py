@@ -57,6 +57,7 @@ from weldguard.unlock.facts import (
     chip_is_online,
     load_machine_place,
     lock_state,
+    machine_place_by_code,
 )
 from weldguard.unlock.labels import (
     CODE_PATTERN,
@@ -295,9 +296,7 @@ def _verified_place(request: Request, session: Session, code: str, sig: str) -> 
         code, sig
     ):
         return None
-    repo = ScanRepository(session)
-    machine = repo.machine_by_code(code)
-    return load_machine_place(repo, machine) if machine is not None else None
+    return machine_place_by_code(ScanRepository(session), code)
 
 
 # --------------------------------------------------------------------------- routes
