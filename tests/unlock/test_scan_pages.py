@@ -230,9 +230,20 @@ def test_scan_and_end_need_the_csrf_token(
     assert ended.status_code == 403
 
 
+@pytest.fixture
+def patient_web(settings: Settings, session_factory: sessionmaker[Session]) -> Iterator[TestClient]:
+    # The unlock wait outlasts the test, so that on a slow machine the unanswered
+    # unlock cannot fail the session before the welder ends it.
+    app = create_app(settings.model_copy(update={"unlock_wait_s": 30.0}))
+    app.dependency_overrides[get_clock] = lambda: NOW
+    with TestClient(app) as client:
+        yield client
+
+
 def test_double_submit_gives_one_record_and_end_of_work(
-    web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
+    patient_web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
 ) -> None:
+    web = patient_web
     machine, _, _ = live_machine(db, settings, world)
     signed_in(web, "welder_one")
     page = web.get(scan_url(signer, machine))
