@@ -75,7 +75,7 @@ from weldguard.unlock.service import (
     complete_unlock,
 )
 from weldguard.web.common import local_today, render, settings_of
-from weldguard.web.csrf import EXPIRED_FORM, csrf_ok
+from weldguard.web.csrf import EXPIRED_FORM, csrf_ok, verify_csrf
 from weldguard.welder.service import status_of
 
 log = logging.getLogger(__name__)
@@ -412,13 +412,7 @@ async def scan_submit(
 ) -> Response:
     """扫码开机: decide, record, and on allow send the unlock after the commit."""
     state = _state(request)
-    if not csrf_ok(request, csrf_token):
-        return render(
-            request,
-            "error.html",
-            {"status": 403, "error": {"message": EXPIRED_FORM}},
-            status_code=403,
-        )
+    verify_csrf(request, csrf_token)
     position = phone_position(lat, lon, accuracy)
 
     def work(session: Session) -> tuple[Response | None, int | None, Any]:
@@ -552,13 +546,7 @@ async def end_session(
 ) -> Response:
     """结束作业: the session ends and the machine is locked."""
     state = _state(request)
-    if not csrf_ok(request, csrf_token):
-        return render(
-            request,
-            "error.html",
-            {"status": 403, "error": {"message": EXPIRED_FORM}},
-            status_code=403,
-        )
+    verify_csrf(request, csrf_token)
 
     def work(session: Session) -> tuple[int | None, Any]:
         user = _signed_in(session, request, now)
