@@ -531,7 +531,7 @@ def test_cli_queues_and_waits(
 
 def test_dispatcher_logs_in_as_the_platform_unless_the_url_says_otherwise() -> None:
     from weldguard.device.broker_auth import platform_mqtt_credentials
-    from weldguard.device.dispatcher import mqtt_login
+    from weldguard.device.mqtt_url import mqtt_login
 
     embedded = mqtt_login("mqtt://127.0.0.1:1884", "platform-secret")
     assert (embedded.host, embedded.port, embedded.tls) == ("127.0.0.1", 1884, False)

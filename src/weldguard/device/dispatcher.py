@@ -36,10 +36,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.db import make_engine, make_session_factory, transaction, utcnow
-from weldguard.device.broker_auth import platform_mqtt_credentials
 from weldguard.device.commands import CommandService, DispatchItem
 from weldguard.device.mqtt_link import LinkOwner, MqttLink, MqttOptions
-from weldguard.device.mqtt_url import MqttAddress, parse_mqtt_url
+from weldguard.device.mqtt_url import mqtt_login
 from weldguard.device.protocol import command_topic
 from weldguard.device.registry import DeviceSecrets
 
@@ -211,16 +210,6 @@ class CommandDispatcher(LinkOwner):
 
 
 # ---------------------------------------------------------------------- entry points
-
-
-def mqtt_login(mqtt_url: str, platform_secret: str) -> MqttAddress:
-    """The broker address with the URL's credentials when it has them (an
-    operator's Mosquitto account), else with the platform's own account, which the
-    embedded broker and the generated Mosquitto files both know."""
-    address = parse_mqtt_url(mqtt_url)
-    if address.username:
-        return address
-    return address.with_credentials(*platform_mqtt_credentials(platform_secret))
 
 
 async def run_dispatcher(

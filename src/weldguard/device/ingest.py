@@ -51,7 +51,6 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.db import make_engine
-from weldguard.device.broker_auth import platform_mqtt_credentials
 from weldguard.device.ingest_repository import (
     IngestRepository,
     MessageRow,
@@ -59,7 +58,7 @@ from weldguard.device.ingest_repository import (
     asyncpg_dsn,
 )
 from weldguard.device.live_state import DEFAULT_OFFLINE_FACTOR, LiveStates
-from weldguard.device.mqtt_url import parse_mqtt_url
+from weldguard.device.mqtt_url import mqtt_login, parse_mqtt_url
 from weldguard.device.protocol import ProtocolError, UpKind, classify_ts, decode_up, parse_topic
 from weldguard.device.sinks import IngestSink
 
@@ -751,9 +750,11 @@ async def run_ingest(
     """``mqtt_version=4`` for the embedded amqtt broker (MQTT 3.1.1 only). Without
     credentials in the URL the platform's own account is used when
     ``platform_secret`` is given."""
-    address = parse_mqtt_url(mqtt_url)
-    if address.username is None and platform_secret is not None:
-        address = address.with_credentials(*platform_mqtt_credentials(platform_secret))
+    address = (
+        parse_mqtt_url(mqtt_url)
+        if platform_secret is None
+        else mqtt_login(mqtt_url, platform_secret)
+    )
     worker = IngestWorker(
         database=database_url,
         host=address.host,

@@ -53,3 +53,15 @@ def parse_mqtt_url(url: str) -> MqttAddress:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
     )
+
+
+def mqtt_login(mqtt_url: str, platform_secret: str) -> MqttAddress:
+    """The broker address with the URL's credentials when it has them (an
+    operator's Mosquitto account), else with the platform's own account, which the
+    embedded broker and the generated Mosquitto files both know."""
+    from weldguard.device.broker_auth import platform_mqtt_credentials
+
+    address = parse_mqtt_url(mqtt_url)
+    if address.username:
+        return address
+    return address.with_credentials(*platform_mqtt_credentials(platform_secret))

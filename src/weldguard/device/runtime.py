@@ -39,7 +39,7 @@ class DeviceRuntime:
 
 
 def _broker_address(settings: Settings, broker: EmbeddedBroker | None) -> MqttAddress:
-    from weldguard.device.dispatcher import mqtt_login
+    from weldguard.device.mqtt_url import mqtt_login
 
     url = broker.url if broker is not None else settings.mqtt_url
     assert url is not None

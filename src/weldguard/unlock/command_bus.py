@@ -59,9 +59,10 @@ from weldguard.device.commands import (
     retry_delay,
     wait_for_result,
 )
-from weldguard.device.dispatcher import mqtt_login, wake_local_dispatchers
+from weldguard.device.dispatcher import wake_local_dispatchers
 from weldguard.device.models import CommandStatus, DeviceCommand
 from weldguard.device.mqtt_link import LinkOwner, MqttLink, MqttOptions
+from weldguard.device.mqtt_url import mqtt_login
 from weldguard.device.protocol import AckCode, ProtocolError, command_topic, decode_up, parse_topic
 from weldguard.device.registry import DeviceSecrets
 
