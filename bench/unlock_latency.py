@@ -38,7 +38,9 @@ sessions are ended in the database, so that no welder is busy elsewhere.
 What is measured, per scan (wall clock of this one machine, CLOCK_REALTIME):
 
   t0        this client sends ``POST /scan/{code}`` (form: signature, phone
-            position next to the machine, idempotency key, CSRF token);
+            position next to the machine, idempotency key, CSRF token): the
+            welder's tap on 扫码开机, on the page the label's URL opened (that
+            ``GET /scan/{code}?sig=…`` comes first and is not timed);
   decided   the POST's answer arrives (303 to the record; the decision and the
             scan record are committed; for an allowed scan the unlock is claimed
             in the same transaction and published by the bus right after). For a
@@ -515,15 +517,21 @@ class Scan:
 
 PANEL = re.compile(r'hx-get="/scan/sessions/([0-9a-f-]{36})/panel"')
 RECORD = re.compile(r"/scan/records/(\d+)")
+IDEMPOTENCY_KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 async def one_scan(client: httpx.AsyncClient, scan: Scan, signer: Any, visible: bool) -> None:
     code = scan.device.code
     csrf = secrets.token_urlsafe(24)
     cookies = f"wg_session={scan.welder.token}; wg_csrf={csrf}"
+    sig = signer.sign(code)
+    # The phone opens the label's URL first (the QR code), and the welder taps
+    # 扫码开机 on that page: the tap is where the latency starts.
+    page = await client.get(f"/scan/{code}", params={"sig": sig}, headers={"cookie": cookies})
+    key = IDEMPOTENCY_KEY.search(page.text)
     form = {
-        "sig": signer.sign(code),
-        "idempotency_key": secrets.token_urlsafe(12),
+        "sig": sig,
+        "idempotency_key": key.group(1) if key else secrets.token_urlsafe(12),
         "lat": f"{scan.device.lat + 0.0001:.6f}",
         "lon": f"{scan.device.lon + 0.0001:.6f}",
         "accuracy": "12",

@@ -5,13 +5,18 @@ CLI command, job) commits on success and rolls back on error."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, Insert, MetaData, Table, bindparam, create_engine, event
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -121,3 +126,54 @@ def scratch_postgres_database(base_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def insert_unless_taken(session: Session, instance: Base) -> bool:
+    """Inserts ``instance`` with ``INSERT … ON CONFLICT DO NOTHING RETURNING`` its
+    columns: False when a unique index already holds its key (another request
+    got there first), and the transaction is still usable, without a savepoint's two
+    extra round trips. On success the instance is persistent in ``session``, every
+    column set (generated keys filled in, nothing to reload).
+
+    PostgreSQL and SQLite; other databases fall back to a savepoint."""
+    table = cast(Table, sa_inspect(type(instance)).local_table)
+    # Unset columns are left out, so that their defaults apply as on a flush.
+    values = {
+        column.key: value
+        for column in table.columns
+        if (value := getattr(instance, column.key)) is not None
+    }
+    dialect = session.get_bind().dialect.name
+    if dialect not in ("postgresql", "sqlite"):
+        try:
+            with session.begin_nested():
+                session.add(instance)
+                session.flush()
+        except IntegrityError:
+            return False
+        return True
+    statement = _insert_unless_taken(table, dialect, frozenset(values))
+    # RETURNING says whether the row went in (rowcount is not reliable here), and
+    # brings back what the defaults and the sequence filled in.
+    row = session.execute(statement, values).first()
+    if row is None:
+        return False
+    for column, value in zip(table.columns, row, strict=True):
+        setattr(instance, column.key, value)
+    make_transient_to_detached(instance)
+    session.add(instance)
+    return True
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_unless_taken(table: Table, dialect: str, columns: frozenset[str]) -> Insert:
+    """Built once per table and set of columns: the values go in as parameters, so
+    a hot path (every scan writes three rows this way) pays neither for building
+    the statement nor for its cache key."""
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        insert(table)
+        .values({key: bindparam(key, type_=table.c[key].type) for key in sorted(columns)})
+        .on_conflict_do_nothing()
+        .returning(*table.columns)
+    )

@@ -28,7 +28,7 @@ from weldguard.device.registry import DeviceSecrets
 from weldguard.unlock.command_bus import CommandBus, deliver_command, start_command_bus
 from weldguard.unlock.labels import signer_for
 from weldguard.unlock.models import WorkSession
-from weldguard.unlock.service import RecentScans, ScanService, complete_lock, complete_unlock
+from weldguard.unlock.service import ScanService, complete_lock, complete_unlock
 
 
 def scan_now(
@@ -39,9 +39,7 @@ def scan_now(
 ) -> tuple[str, object]:
     """welder_one scans, with the real clock (the chip checks exp with its own)."""
     with transaction(session_factory) as session:
-        result = ScanService(
-            session, settings, recent=RecentScans(), claim_for_bus=claim_for_bus
-        ).scan(
+        result = ScanService(session, settings, claim_for_bus=claim_for_bus).scan(
             user(session, "welder_one"),
             machine_code,
             signer_for(settings).sign(machine_code),

@@ -12,6 +12,7 @@ from tests.factories import NOW, World
 from tests.unlock.test_scan_service import NEAR, live_machine, user
 from weldguard.config import Settings
 from weldguard.device.models import DeviceState
+from weldguard.device.views_repository import STATE_FLUSH_SLACK, is_online
 from weldguard.domain.authorization import SpecialPeriodKind
 from weldguard.domain.certificates import CertificateKind, CertificateStatus
 from weldguard.enterprise.models import Site
@@ -107,7 +108,7 @@ def test_chip_state_and_site_position(db: Session, settings: Settings, world: Wo
     state = db.get(DeviceState, device_id)
     assert state is not None
     # Flagged online, but past its deadline: a stopped ingest must not keep it alive.
-    state.offline_deadline = NOW - timedelta(seconds=1)
+    state.offline_deadline = NOW - STATE_FLUSH_SLACK - timedelta(seconds=1)
     db.commit()
     facts = gather_scan_facts(db, user(db, "welder_one"), machine, None, NOW)
     assert facts.request.machine.chip_online is False
@@ -195,3 +196,16 @@ def test_permits_and_mobile_jobs_are_empty_until_the_permit_issue(
     machine = world.machines["A"]
     assert declared_mobile_jobs(db, 1, machine, NOW) == ()
     assert candidate_permits(db, 1, machine, NOW) == ()
+
+
+def test_a_deadline_just_passed_waits_for_the_ingest_flush() -> None:
+    """The ingest worker flushes live state about once a second (later under load):
+    a chip whose heartbeat arrived in time but is not flushed yet is still online;
+    past the slack, a stale flag no longer counts."""
+    state = DeviceState(device_id="WGX1", online=True, offline_deadline=NOW)
+    assert is_online(state, NOW - timedelta(seconds=1))
+    assert is_online(state, NOW + STATE_FLUSH_SLACK - timedelta(seconds=1))
+    assert not is_online(state, NOW + STATE_FLUSH_SLACK + timedelta(seconds=1))
+    state.online = False
+    assert not is_online(state, NOW - timedelta(seconds=1))
+    assert not is_online(None, NOW)

@@ -17,11 +17,11 @@ from tests.factories import NOW, World
 from tests.unlock.test_scan_service import NEAR, live_machine, user
 from weldguard.config import Settings
 from weldguard.device.models import DeviceCommand
-from weldguard.machine.models import Machine
+from weldguard.machine.models import Chip, Machine
 from weldguard.unlock.labels import signer_for
-from weldguard.unlock.models import ScanRecord, WorkSession
+from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
 from weldguard.unlock.repository import ScanRepository
-from weldguard.unlock.service import RecentScans, ScanService
+from weldguard.unlock.service import ScanService
 from weldguard.welder.models import Certificate, Employment
 
 
@@ -140,20 +140,18 @@ def test_a_session_on_a_busy_machine_is_refused_without_breaking_the_transaction
 
 
 def test_a_scan_takes_few_statements(db: Session, settings: Settings, world: World) -> None:
-    """Reads: machine and place; certificates, employments and open sessions;
-    special periods. Writes: the record, the unlock, the session, and the bus's
-    claim of the unlock (savepoint, update, release). A denial: the reads and
-    its record."""
+    """Reads: machine, place and special periods; certificates, employments and
+    open sessions. Writes: the record, the unlock (written already claimed for the
+    bus), the session. A denial: the reads and its record."""
     machine, _, _ = live_machine(db, settings, world)
     other, _, _ = live_machine(db, settings, world)
     welder = user(db, "welder_one")
     signer = signer_for(settings)
-    service = ScanService(db, settings, recent=RecentScans(), claim_for_bus=True)
+    service = ScanService(db, settings, claim_for_bus=True)
     with statements(db) as allowed:
         result = service.scan(welder, machine.code, signer.sign(machine.code), NEAR, None, NOW)
     assert result.allowed and result.unlock is not None and result.unlock.claimed
-    assert len(allowed) <= 9, allowed
-    assert allowed.count("SELECT") == 3
+    assert allowed == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], allowed
     db.commit()
     command = db.get(DeviceCommand, result.unlock.command_id)
     assert command is not None and command.status == "sent"
@@ -166,4 +164,67 @@ def test_a_scan_takes_few_statements(db: Session, settings: Settings, world: Wor
     with statements(db) as denied:
         refused = service.scan(welder, other.code, signer.sign(other.code), NEAR, None, NOW)
     assert not refused.allowed
-    assert len(denied) <= 4, denied
+    assert denied == ["SELECT", "SELECT", "INSERT"], denied
+
+
+def test_scan_place_reads_the_periods_special_periods_over_reads(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """The periods joined into the scan's first query: over the enterprise's area
+    or an area above it and not ended, nothing of a sibling area."""
+    machine, _, _ = live_machine(db, settings, world)
+    area = world.enterprises["A"].area_path
+    parts = [p for p in area.split("/") if p]
+    sibling = "/".join([*parts[:-1], "999999"]) + "/"
+
+    def period(title: str, area_path: str, ends: timedelta) -> SpecialPeriod:
+        return SpecialPeriod(
+            title=title,
+            kind="ban_hot_work",
+            jurisdiction_id=world.enterprises["A"].jurisdiction_id,
+            area_path=area_path,
+            sectors=None,
+            starts_at=NOW - timedelta(days=1),
+            ends_at=NOW + ends,
+            declared_at=NOW - timedelta(days=2),
+        )
+
+    db.add_all(
+        [
+            period("全市", "/".join(parts[:2]) + "/", timedelta(hours=2)),
+            period("本街道", area, timedelta(hours=1)),
+            period("已结束", area, -timedelta(minutes=1)),
+            period("邻街道", sibling, timedelta(hours=1)),
+        ]
+    )
+    db.commit()
+    repo = ScanRepository(db)
+    found = repo.scan_place(machine.code, NOW)
+    assert found is not None
+    (got, _enterprise, _site, chip, state), periods = found
+    assert got.id == machine.id and chip is not None and state is not None
+    assert sorted(p.title for p in periods) == ["全市", "本街道"]
+    assert {p.id for p in periods} == {p.id for p in repo.special_periods_over(area, NOW)}
+    assert repo.scan_place("WGNOSUCH01", NOW) is None
+
+
+def test_an_unlock_is_queued_when_the_chip_has_a_command_in_flight(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """The bus may publish only a command it claimed: with a ``time`` command out,
+    the in-flight index turns the unlock into an ordinary queued one (the
+    dispatcher sends it after), and the transaction goes on."""
+    machine, device_id, _ = live_machine(db, settings, world)
+    chip = db.scalars(select(Chip).where(Chip.device_id == device_id)).one()
+    service = ScanService(db, settings, claim_for_bus=True)
+    time_command = service.commands.issue_time(chip, NOW)
+    assert time_command is not None
+    time_command.status = "sent"
+    db.commit()
+    welder = user(db, "welder_one")
+    signer = signer_for(settings)
+    result = service.scan(welder, machine.code, signer.sign(machine.code), NEAR, None, NOW)
+    assert result.allowed and result.unlock is not None and not result.unlock.claimed
+    db.commit()
+    unlock = db.get(DeviceCommand, result.unlock.command_id)
+    assert unlock is not None and (unlock.status, unlock.attempts) == ("queued", 0)

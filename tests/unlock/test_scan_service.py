@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import NOW, World
 from weldguard.auth.models import User
 from weldguard.config import Settings
-from weldguard.db import utcnow
+from weldguard.db import transaction, utcnow
 from weldguard.device.commands import CommandRepository
 from weldguard.device.models import DeviceCommand, DeviceState
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
@@ -28,7 +28,7 @@ from weldguard.unlock.command_bus import CommandAck
 from weldguard.unlock.facts import ScanFacts
 from weldguard.unlock.labels import LabelSigner, signer_for
 from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
-from weldguard.unlock.service import RecentScans, ScanService
+from weldguard.unlock.service import ScanService
 from weldguard.welder.identity import IdentityVault
 from weldguard.welder.models import Certificate
 from weldguard.welder.service import WelderService
@@ -100,7 +100,7 @@ _ADMIN = Scope(role=Role.ADMIN, user_id=0, everything=True)
 
 @pytest.fixture
 def service(db: Session, settings: Settings) -> ScanService:
-    return ScanService(db, settings, recent=RecentScans())
+    return ScanService(db, settings)
 
 
 @pytest.fixture
@@ -207,6 +207,43 @@ def test_double_tap_and_retry_give_one_session(
     assert db.scalar(select(func.count()).select_from(DeviceCommand)) == 1
 
 
+def test_an_idempotency_key_holds_across_processes(
+    db: Session,
+    settings: Settings,
+    world: World,
+    signer: LabelSigner,
+    session_factory: sessionmaker[Session],
+) -> None:
+    """The key lives on the record, not in one process's memory: a second web
+    process (its own service, its own connection) answers a resubmitted form with
+    the first record, for an allowed, a refused and a forged-label scan alike."""
+    machine, _, _ = live_machine(db, settings, world)
+    busy, _, _ = live_machine(db, settings, world)
+    welder_id = user(db, "welder_one").id
+
+    def scan_elsewhere(code: str, sig: str, key: str) -> Any:
+        with transaction(session_factory) as other:
+            welder = other.get(User, welder_id)
+            assert welder is not None
+            return ScanService(other, settings).scan(welder, code, sig, NEAR, key, NOW)
+
+    sign = signer.sign
+    first = scan_elsewhere(machine.code, sign(machine.code), "tap-00000001")
+    again = scan_elsewhere(machine.code, sign(machine.code), "tap-00000001")
+    assert first.allowed and again.replayed and again.record.id == first.record.id
+    assert again.session.id == first.session.id and again.unlock is None
+    # Busy on the first machine: a refusal, resubmitted, is still one record.
+    refused = scan_elsewhere(busy.code, sign(busy.code), "tap-00000002")
+    refused_again = scan_elsewhere(busy.code, sign(busy.code), "tap-00000002")
+    assert not refused.allowed and refused_again.record.id == refused.record.id
+    forged = scan_elsewhere(machine.code, "AAAAAAAAAAAAAAAA", "tap-00000003")
+    forged_again = scan_elsewhere(machine.code, "AAAAAAAAAAAAAAAA", "tap-00000003")
+    assert forged.record.outcome == "invalid_label"
+    assert forged_again.replayed and forged_again.record.id == forged.record.id
+    assert db.scalar(select(func.count()).select_from(ScanRecord)) == 3
+    assert db.scalar(select(func.count()).select_from(WorkSession)) == 1
+
+
 def test_a_lost_race_returns_the_open_session_or_refuses(
     db: Session,
     settings: Settings,
@@ -267,9 +304,7 @@ def test_busy_elsewhere_is_refused(
     db.commit()
     assert result.record.reason_codes == ["BUSY_ELSEWHERE"]  # type: ignore[attr-defined]
 
-    relaxed = ScanService(
-        db, settings.model_copy(update={"scan_refuse_busy_elsewhere": False}), recent=RecentScans()
-    )
+    relaxed = ScanService(db, settings.model_copy(update={"scan_refuse_busy_elsewhere": False}))
     assert scan(relaxed, signer, welder, second).allowed  # type: ignore[attr-defined]
 
 
@@ -420,9 +455,7 @@ def test_phone_without_position(
     assert result.allowed and result.record.warning_codes == ["NO_POSITION"]  # type: ignore[attr-defined]
     assert result.record.phone_lat is None and result.record.distance_m is None  # type: ignore[attr-defined]
 
-    strict = ScanService(
-        db, settings.model_copy(update={"scan_require_position": True}), recent=RecentScans()
-    )
+    strict = ScanService(db, settings.model_copy(update={"scan_require_position": True}))
     other, _, _ = live_machine(db, settings, world)
     service.end_session(welder, result.session.id, NOW + timedelta(seconds=5))  # type: ignore[attr-defined]
     refused = scan(strict, signer, welder, other, None, now=NOW + timedelta(seconds=6))

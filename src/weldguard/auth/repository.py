@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from weldguard.auth.models import AccessToken, User
+from weldguard.db import UTCDateTime
 from weldguard.welder.models import Welder
 
 
@@ -52,6 +53,14 @@ class TokenRepository:
         self.session.flush()
         return token
 
+    def live_with_user(self, token_hash: str, now: datetime) -> tuple[AccessToken, User] | None:
+        """A live token and its account in one round trip (every signed-in request
+        starts with this)."""
+        row = self.session.execute(
+            _LIVE_WITH_USER, {"token_hash": token_hash, "now": now}
+        ).one_or_none()
+        return None if row is None else (row[0], row[1])
+
     def live_by_hash(self, token_hash: str, now: datetime) -> AccessToken | None:
         return self.session.scalars(
             select(AccessToken).where(
@@ -60,3 +69,15 @@ class TokenRepository:
                 AccessToken.expires_at > now,
             )
         ).one_or_none()
+
+
+# Built once: every signed-in request runs it.
+_LIVE_WITH_USER = (
+    select(AccessToken, User)
+    .join(User, User.id == AccessToken.user_id)
+    .where(
+        AccessToken.token_hash == bindparam("token_hash"),
+        AccessToken.revoked_at.is_(None),
+        AccessToken.expires_at > bindparam("now", type_=UTCDateTime()),
+    )
+)

@@ -190,11 +190,11 @@ class AuthService:
         return raw, token
 
     def user_for_token(self, raw: str, now: datetime) -> User | None:
-        token = self.tokens.live_by_hash(hash_token(raw), now)
-        if token is None:
+        found = self.tokens.live_with_user(hash_token(raw), now)
+        if found is None:
             return None
-        user = self.users.by_id(token.user_id)
-        if user is None or not user.is_active:
+        token, user = found
+        if not user.is_active:
             return None
         # Touch at most once a minute: a write per request would serialise SQLite.
         if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
+from weldguard.db import insert_unless_taken
 from weldguard.device.models import CommandStatus, DeviceCommand
 from weldguard.device.protocol import ACK_CODES, AckCode, build_command, encode_command
 from weldguard.device.registry import DeviceSecrets
@@ -326,6 +327,11 @@ class CommandRepository:
         self.session.flush()
         return command
 
+    def add_if_free(self, command: DeviceCommand) -> bool:
+        """Writes a command created in flight (status ``sent``) unless its device
+        has one in flight already (``uq_device_command_in_flight``): False then."""
+        return insert_unless_taken(self.session, command)
+
     def open_time_command(self, device_id: str) -> DeviceCommand | None:
         return self.session.scalars(
             _fresh(select(DeviceCommand))
@@ -524,10 +530,19 @@ class CommandService:
         ttl_s: int = DEFAULT_TTL_S,
         requested_by: int | None = None,
         reason: str = "",
+        send_now: bool = False,
     ) -> DeviceCommand:
         """Signs and queues ``cmd`` for the machine's chip (or the chip itself).
         Raises InvalidInput naming the field, Conflict (409) when the machine has no
-        chip or the chip no secret. The caller commits; a dispatcher then sends it."""
+        chip or the chip no secret. The caller commits; a dispatcher then sends it.
+
+        ``send_now``: the caller publishes it itself right after its commit (the
+        unlock command bus), so the row is written already claimed for its first
+        send, exactly as :meth:`claim` would leave it: one statement instead of an
+        INSERT, a savepoint and an UPDATE. When another command of the device is in
+        flight it is queued as usual (status ``queued``: the caller must not
+        publish it), and a publish that never happens is retried by the
+        dispatchers."""
         errors = validate_args(cmd, args, to_ms(now))
         if not _is_int(ttl_s) or not 1 <= ttl_s <= MAX_TTL_S:
             errors.append(ErrorDetail(f"应为 1 到 {MAX_TTL_S} 秒", field="ttl_s"))
@@ -549,7 +564,7 @@ class CommandService:
             machine = self.repo.machine_of_chip(chip.id)
             machine_id = machine.id if machine is not None else None
         return self._issue_signed(
-            chip, machine_id, cmd, dict(args), ttl_s * 1000, now, requested_by, reason
+            chip, machine_id, cmd, dict(args), ttl_s * 1000, now, requested_by, reason, send_now
         )
 
     def issue_for(
@@ -625,6 +640,7 @@ class CommandService:
         now: datetime,
         requested_by: int | None,
         reason: str,
+        send_now: bool = False,
     ) -> DeviceCommand:
         if chip.secret_encrypted is None:
             raise Conflict(f"芯片 {chip.device_id} 尚未签发密钥，无法签名命令")
@@ -643,21 +659,33 @@ class CommandService:
             # last word (e.g. a string the canonical form cannot carry).
             detail = ErrorDetail(str(exc)[:200], field="args")
             raise InvalidInput("命令参数有误", [detail]) from None
+        fields: dict[str, Any] = {
+            "id": signed["id"],
+            "device_id": chip.device_id,
+            "machine_id": machine_id,
+            "cmd": cmd,
+            "args": args,
+            "payload": encode_command(signed).decode("utf-8"),
+            "created_at": now,
+            "expires_at": from_ms(signed["exp"]),
+            "requested_by_user_id": requested_by,
+            "reason": reason[:64],
+        }
+        if send_now:
+            claimed = DeviceCommand(
+                **fields,
+                status=CommandStatus.SENT.value,
+                attempts=1,
+                first_sent_at=now,
+                last_sent_at=now,
+                next_attempt_at=now + retry_delay(1),
+            )
+            # The in-flight index refuses it when the device has a command out.
+            if self.repo.add_if_free(claimed):
+                return claimed
         return self.repo.add(
             DeviceCommand(
-                id=signed["id"],
-                device_id=chip.device_id,
-                machine_id=machine_id,
-                cmd=cmd,
-                args=args,
-                payload=encode_command(signed).decode("utf-8"),
-                status=CommandStatus.QUEUED.value,
-                created_at=now,
-                expires_at=from_ms(signed["exp"]),
-                next_attempt_at=now,
-                attempts=0,
-                requested_by_user_id=requested_by,
-                reason=reason[:64],
+                **fields, status=CommandStatus.QUEUED.value, attempts=0, next_attempt_at=now
             )
         )
 

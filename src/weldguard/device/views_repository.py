@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -51,12 +51,24 @@ class MachineLive:
     state: DeviceState | None
 
 
+# The ingest worker marks a silent chip offline itself (``online`` false) and
+# flushes its live state about once a second, later under load: a chip that
+# reported just in time reads past its deadline in the database until that flush.
+# The deadline only guards against a worker that stopped flushing altogether, so
+# it is given this much slack before it overrules the worker's flag.
+STATE_FLUSH_SLACK = timedelta(seconds=10)
+
+
 def online_clause(now: datetime) -> ColumnElement[bool]:
-    """The chip counts as online: flagged so and its deadline not yet passed
-    (a stale flag, left by a stopped ingest worker, does not read as online)."""
+    """The chip counts as online: flagged so and its deadline not passed by more
+    than the flush slack (a stale flag, left by a stopped ingest worker, does not
+    read as online)."""
     return and_(
         DeviceState.online.is_(True),
-        or_(DeviceState.offline_deadline.is_(None), DeviceState.offline_deadline > now),
+        or_(
+            DeviceState.offline_deadline.is_(None),
+            DeviceState.offline_deadline > now - STATE_FLUSH_SLACK,
+        ),
     )
 
 
@@ -89,7 +101,7 @@ def is_online(state: DeviceState | None, now: datetime) -> bool:
     """The Python twin of online_clause."""
     if state is None or not state.online:
         return False
-    return state.offline_deadline is None or state.offline_deadline > now
+    return state.offline_deadline is None or state.offline_deadline > now - STATE_FLUSH_SLACK
 
 
 @dataclass(frozen=True)

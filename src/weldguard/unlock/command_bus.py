@@ -13,8 +13,9 @@ every 0.5 s; the ingest worker records the ack at its next flush, ~1 s later;
    exactly as a dispatcher would: the dispatchers then only retry it, on the
    usual back-off, if this publish is lost; if a dispatcher claimed it first, the
    bus does not publish and simply waits (the ack comes here all the same).
-   The scan does this claim inside its own transaction when the bus is connected
-   (:func:`claim_in_transaction`: one commit before the publish, not two);
+   When the bus is connected the scan writes the unlock already claimed
+   (``CommandService.issue(send_now=True)``: the same state, in the INSERT of
+   the scan's own transaction, so one commit before the publish, not two);
 3. publishes the stored payload byte for byte at QoS 1;
 4. resolves the future when the ack with that id arrives from that device on
    ``wg/v1/+/up/ack`` (a plain subscription: every web process sees every ack,
@@ -92,29 +93,12 @@ class CommandOrder:
     command_id: str
     device_id: str
     payload: bytes
-    # Marked sent already, in the transaction that created it (see claim_in_transaction).
+    # Written already claimed, in the transaction that created it (issue's send_now).
     claimed: bool = False
 
     @classmethod
     def of(cls, command: DeviceCommand, *, claimed: bool = False) -> CommandOrder:
         return cls(command.id, command.device_id, command.payload.encode("utf-8"), claimed)
-
-
-def claim_in_transaction(session: Session, command: DeviceCommand, now: datetime) -> bool:
-    """Marks a command just issued as sent by the bus, inside the caller's
-    transaction: one commit instead of two before the publish (the scan's own).
-    Exactly the dispatcher's claim (queued → sent, attempts 1, next attempt after
-    the first back-off step), so a publish that never happens is retried by the
-    dispatchers. Only worth it when the bus is connected."""
-    try:
-        # A savepoint: losing a race on the in-flight index (PostgreSQL) must not
-        # take the scan's transaction down with it.
-        with session.begin_nested():
-            return CommandRepository(session).claim_first_send(
-                command.id, 0, now, now + retry_delay(1)
-            )
-    except IntegrityError:
-        return False
 
 
 @dataclass(frozen=True)
@@ -386,7 +370,6 @@ __all__ = [
     "CommandAck",
     "CommandBus",
     "CommandOrder",
-    "claim_in_transaction",
     "deliver_command",
     "running_command_bus",
     "start_command_bus",

@@ -10,6 +10,7 @@ in :class:`~weldguard.unlock.repository.ScanRepository`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,6 +20,7 @@ from weldguard.auth.models import User
 from weldguard.clock import local_today
 from weldguard.config import Settings
 from weldguard.device.models import DeviceState
+from weldguard.device.views_repository import is_online
 from weldguard.domain.authorization import (
     AuthorizationPolicy,
     EmploymentPeriod,
@@ -39,6 +41,7 @@ from weldguard.domain.certificates import CertificateKind
 from weldguard.domain.geo import GeoPoint
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, Machine
+from weldguard.unlock.models import SpecialPeriod as SpecialPeriodRow
 from weldguard.unlock.models import WorkSession
 from weldguard.unlock.repository import ScanRepository
 from weldguard.welder.service import status_of
@@ -103,14 +106,6 @@ def site_position(site: Site | None) -> GeoPoint | None:
         return None
 
 
-def chip_is_online(state: DeviceState | None, now: datetime) -> bool:
-    """Online as the ingest worker last flushed it, and not past its deadline: a
-    worker that stopped flushing must not leave a dead chip looking alive."""
-    if state is None or not state.online:
-        return False
-    return state.offline_deadline is None or state.offline_deadline > now
-
-
 def lock_state(state: DeviceState | None) -> bool | None:
     """True locked, False unlocked, None unknown."""
     if state is None or state.lock_state not in (LOCKED, UNLOCKED):
@@ -158,8 +153,14 @@ def place_facts(enterprise: Enterprise) -> PlaceFacts:
 def special_periods(
     repo: ScanRepository, area_path: str, now: datetime
 ) -> tuple[SpecialPeriod, ...]:
+    return special_periods_of(repo.special_periods_over(area_path, now))
+
+
+def special_periods_of(rows: Iterable[SpecialPeriodRow]) -> tuple[SpecialPeriod, ...]:
+    """The declared periods as the decision takes them (an unknown kind, written by a
+    newer version, is logged and left out)."""
     periods = []
-    for row in repo.special_periods_over(area_path, now):
+    for row in rows:
         try:
             kind = SpecialPeriodKind(row.kind)
         except ValueError:
@@ -177,6 +178,18 @@ def special_periods(
             )
         )
     return tuple(periods)
+
+
+def scan_place_by_code(
+    repo: ScanRepository, code: str, now: datetime
+) -> tuple[MachinePlace, tuple[SpecialPeriod, ...]] | None:
+    """The scanned machine, its place and the special periods over it, in one
+    query; None for an unknown code."""
+    found = repo.scan_place(code, now)
+    if found is None:
+        return None
+    place, periods = found
+    return MachinePlace(*place), special_periods_of(periods)
 
 
 # --- filled by the permit issue ---------------------------------------------------
@@ -208,20 +221,23 @@ def gather_scan_facts(
     phone: PhonePosition | None,
     now: datetime,
     place: MachinePlace | None = None,
+    periods: tuple[SpecialPeriod, ...] | None = None,
 ) -> ScanFacts:
     """Everything :func:`decide` needs for ``user`` (a welder account) scanning
-    ``machine`` at ``now``. ``place``: the machine's place when the caller has
-    read it already (the scan reads machine and place in one query).
+    ``machine`` at ``now``. ``place`` and ``periods``: the machine's place and the
+    special periods over it when the caller has read them already
+    (:func:`scan_place_by_code` reads both with the machine in one query).
 
     Round trips: the place (unless given); the certificates, employments and open
-    sessions (the machine's and the welder's) in one query; the special periods."""
+    sessions (the machine's and the welder's) in one query; the special periods
+    (unless given)."""
     if user.welder_id is None:
         raise ValueError("only a welder account scans to unlock")
     repo = ScanRepository(session)
     welder_id = user.welder_id
     today = local_today(now)
     if place is None or place.machine.id != machine.id:
-        place = load_machine_place(repo, machine)
+        place, periods = load_machine_place(repo, machine), None
     held, employed, open_sessions = repo.welder_facts(welder_id, machine.id)
 
     certificates = tuple(
@@ -251,7 +267,7 @@ def gather_scan_facts(
         process=machine.process,
         enterprise_id=machine.enterprise_id,
         chip_bound=place.chip is not None,
-        chip_online=chip_is_online(state, now),
+        chip_online=is_online(state, now),
         site_id=machine.site_id,
         chip_last_seen=state.last_seen_at if state is not None else None,
         chip_position=chip_position(state),
@@ -270,7 +286,9 @@ def gather_scan_facts(
         certificates=certificates,
         employments=employments,
         mobile_jobs=declared_mobile_jobs(session, welder_id, machine, now),
-        special_periods=special_periods(repo, place.enterprise.area_path, now),
+        special_periods=periods
+        if periods is not None
+        else special_periods(repo, place.enterprise.area_path, now),
         permits=candidate_permits(session, welder_id, machine, now),
         phone_position=phone,
         other_session_machine_ids=frozenset(s.machine_id for s in mine) - {machine.id},

@@ -41,6 +41,10 @@ class ScanRecord(Base):
             postgresql_where=text("outcome <> 'allowed'"),
             sqlite_where=text("outcome <> 'allowed'"),
         ),
+        # A double tap or a browser's retry carries the form's key again: the
+        # database, not one process's memory, says it is the same scan (several web
+        # processes; NULLs never collide).
+        Index("uq_scan_record_user_id_idempotency_key", "user_id", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(
@@ -65,6 +69,7 @@ class ScanRecord(Base):
     phone_accuracy_m: Mapped[float | None] = mapped_column(Float)
     distance_m: Mapped[float | None] = mapped_column(Float)
     session_id: Mapped[str | None] = mapped_column(String(36))
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class SessionStatus(StrEnum):

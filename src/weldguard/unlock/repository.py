@@ -5,18 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import CursorResult, Insert, Select, Table, and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy import CursorResult, Select, and_, bindparam, or_, select, update
+from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
+from weldguard.db import UTCDateTime, insert_unless_taken
 from weldguard.device.models import DeviceCommand, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.unlock.models import ScanRecord, SessionStatus, SpecialPeriod, WorkSession
 from weldguard.welder.models import Certificate, Employment, Welder
+
+PlaceRow = tuple[Machine, Enterprise, Site | None, Chip | None, DeviceState | None]
 
 
 class LabelRepository:
@@ -73,7 +73,7 @@ class ScanRepository:
 
     def machine_place(
         self, *, code: str | None = None, machine_id: int | None = None
-    ) -> tuple[Machine, Enterprise, Site | None, Chip | None, DeviceState | None] | None:
+    ) -> PlaceRow | None:
         """A machine by label code (or id) with its enterprise, site, the chip in
         its open binding and the chip's live state, in one round trip (the scan's
         first read; the last three may be missing)."""
@@ -98,6 +98,21 @@ class ScanRepository:
         if row is None:
             return None
         return row[0], row[1], row[2], row[3], row[4]
+
+    def scan_place(self, code: str, now: datetime) -> tuple[PlaceRow, list[SpecialPeriod]] | None:
+        """What the scan reads first, in one round trip: the machine by label code
+        with its place (as :meth:`machine_place`) and the special periods over its
+        enterprise's area that have not ended (as :meth:`special_periods_over`).
+        The periods are outer-joined on "the period's area is a prefix of the
+        enterprise's": a handful of rows, never a scan of scan records."""
+        rows = self.session.execute(_SCAN_PLACE, {"code": code, "now": now}).all()
+        if not rows:
+            return None
+        machine, enterprise, site, chip, state, _ = rows[0]
+        # More than one open binding would be a register error; the first one
+        # counts, as in machine_place.
+        periods = [row[5] for row in rows if row[5] is not None and row[3] is chip]
+        return (machine, enterprise, site, chip, state), periods
 
     def chip_with_state(self, machine_id: int) -> tuple[Chip | None, DeviceState | None]:
         """The chip in the machine's open binding and its live state (either may be
@@ -140,34 +155,13 @@ class ScanRepository:
         machine or of the welder (as :meth:`open_sessions_for`), in one round trip:
         outer joins from the welder, whose small cross product is taken apart
         here (each row kept once, in the order of its first appearance)."""
-        statement = (
-            select(Certificate, Employment, WorkSession)
-            .select_from(Welder)
-            .outerjoin(Certificate, Certificate.welder_id == Welder.id)
-            .outerjoin(Employment, Employment.welder_id == Welder.id)
-            .outerjoin(
-                WorkSession,
-                and_(
-                    or_(WorkSession.welder_id == Welder.id, WorkSession.machine_id == machine_id),
-                    WorkSession.status.in_(OPEN_SESSION_STATUSES),
-                ),
-            )
-            .where(Welder.id == welder_id)
-            .order_by(
-                Certificate.expiry_date.desc(),
-                Certificate.id,
-                Employment.start_date,
-                Employment.id,
-                WorkSession.started_at,
-                WorkSession.id,
-            )
-            # Sessions are changed by other processes: as the database has them.
-            .execution_options(populate_existing=True)
-        )
         certificates: dict[int, Certificate] = {}
         employments: dict[int, Employment] = {}
         sessions: dict[str, WorkSession] = {}
-        for certificate, employment, work in self.session.execute(statement):
+        rows = self.session.execute(
+            _WELDER_FACTS, {"welder_id": welder_id, "machine_id": machine_id}
+        )
+        for certificate, employment, work in rows:
             if certificate is not None:
                 certificates.setdefault(certificate.id, certificate)
             if employment is not None:
@@ -276,38 +270,8 @@ class ScanRepository:
     def add_session_if_free(self, work_session: WorkSession) -> bool:
         """Inserts a new session unless the machine has an open one already (the
         unique index ``uq_work_session_open_machine`` decides): False when another
-        request got there first. ``INSERT … ON CONFLICT DO NOTHING`` on PostgreSQL
-        and SQLite, so the transaction survives without a savepoint (two round
-        trips fewer); elsewhere a savepoint. The instance becomes persistent in
-        this session, every column set (nothing to reload)."""
-        values: dict[str, Any] = {}
-        for column in WorkSession.__table__.columns:
-            value = getattr(work_session, column.key)
-            default = column.default
-            if value is None and default is not None and getattr(default, "is_scalar", False):
-                value = getattr(default, "arg", None)
-            setattr(work_session, column.key, value)
-            values[column.key] = value
-        dialect = self.session.get_bind().dialect.name
-        table = cast(Table, WorkSession.__table__)
-        statement: Insert
-        if dialect == "postgresql":
-            statement = postgresql_insert(table).values(values).on_conflict_do_nothing()
-        elif dialect == "sqlite":
-            statement = sqlite_insert(table).values(values).on_conflict_do_nothing()
-        else:
-            try:
-                with self.session.begin_nested():
-                    self.add_session(work_session)
-            except IntegrityError:
-                return False
-            return True
-        # RETURNING says whether the row went in (rowcount is not reliable here).
-        if self.session.execute(statement.returning(table.c.id)).first() is None:
-            return False
-        make_transient_to_detached(work_session)
-        self.session.add(work_session)
-        return True
+        request got there first."""
+        return insert_unless_taken(self.session, work_session)
 
     def add_session(self, work_session: WorkSession) -> WorkSession:
         self.session.add(work_session)
@@ -315,10 +279,17 @@ class ScanRepository:
         return work_session
 
     # --- scan records --------------------------------------------------------------
-    def add_scan(self, record: ScanRecord) -> ScanRecord:
-        self.session.add(record)
-        self.session.flush()
-        return record
+    def add_scan(self, record: ScanRecord) -> ScanRecord | None:
+        """Writes the record, unless its user has one with the same idempotency key
+        (None: the form was submitted before, see :meth:`scan_by_key`)."""
+        return record if insert_unless_taken(self.session, record) else None
+
+    def scan_by_key(self, user_id: int, idempotency_key: str) -> ScanRecord | None:
+        return self.session.scalars(
+            select(ScanRecord).where(
+                ScanRecord.user_id == user_id, ScanRecord.idempotency_key == idempotency_key
+            )
+        ).one_or_none()
 
     def scan_record(self, record_id: int) -> ScanRecord | None:
         return self.session.get(ScanRecord, record_id)
@@ -330,6 +301,56 @@ class ScanRepository:
 
 
 OPEN_SESSION_STATUSES = (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value)
+
+# The scan's two reads, built once with bind parameters: every scan runs them, and
+# building a statement and its cache key costs more than the round trip itself.
+_SCAN_PLACE = (
+    select(Machine, Enterprise, Site, Chip, DeviceState, SpecialPeriod)
+    .join(Enterprise, Enterprise.id == Machine.enterprise_id)
+    .outerjoin(Site, Site.id == Machine.site_id)
+    .outerjoin(
+        ChipBinding,
+        and_(ChipBinding.machine_id == Machine.id, ChipBinding.removed_at.is_(None)),
+    )
+    .outerjoin(Chip, Chip.id == ChipBinding.chip_id)
+    .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
+    .outerjoin(
+        SpecialPeriod,
+        and_(
+            SpecialPeriod.ends_at > bindparam("now", type_=UTCDateTime()),
+            Enterprise.area_path.startswith(SpecialPeriod.area_path),
+        ),
+    )
+    .where(Machine.code == bindparam("code"))
+    .order_by(ChipBinding.id, SpecialPeriod.starts_at, SpecialPeriod.id)
+)
+_WELDER_FACTS = (
+    select(Certificate, Employment, WorkSession)
+    .select_from(Welder)
+    .outerjoin(Certificate, Certificate.welder_id == Welder.id)
+    .outerjoin(Employment, Employment.welder_id == Welder.id)
+    .outerjoin(
+        WorkSession,
+        and_(
+            or_(
+                WorkSession.welder_id == Welder.id,
+                WorkSession.machine_id == bindparam("machine_id"),
+            ),
+            WorkSession.status.in_(OPEN_SESSION_STATUSES),
+        ),
+    )
+    .where(Welder.id == bindparam("welder_id"))
+    .order_by(
+        Certificate.expiry_date.desc(),
+        Certificate.id,
+        Employment.start_date,
+        Employment.id,
+        WorkSession.started_at,
+        WorkSession.id,
+    )
+    # Sessions are changed by other processes: as the database has them.
+    .execution_options(populate_existing=True)
+)
 
 
 def area_prefixes(area_path: str) -> list[str]:

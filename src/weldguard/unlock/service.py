@@ -11,7 +11,8 @@ Idempotent: a welder re-scanning a machine on which they already have a starting
 or active session gets that session back (double taps, retries, two phones), never
 a second one; the partial unique index ``uq_work_session_open_machine`` is the last
 guard. A form submitted twice with the same idempotency key returns the first
-answer without a second record (:class:`RecentScans`, per process).
+answer without a second record: the key is stored on the record under a unique
+index, so this holds across web processes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,8 @@ import asyncio
 import functools
 import logging
 import re
-import threading
-import time
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +39,7 @@ from weldguard.device.commands import (
 )
 from weldguard.device.models import CommandStatus, DeviceCommand
 from weldguard.device.registry import DeviceSecrets
+from weldguard.device.views_repository import is_online
 from weldguard.domain.authorization import (
     Decision,
     PhonePosition,
@@ -55,16 +54,14 @@ from weldguard.unlock.command_bus import (
     CommandAck,
     CommandBus,
     CommandOrder,
-    claim_in_transaction,
     deliver_command,
 )
 from weldguard.unlock.facts import (
     MachinePlace,
     ScanFacts,
     authorization_policy,
-    chip_is_online,
     gather_scan_facts,
-    machine_place_by_code,
+    scan_place_by_code,
     session_limit,
 )
 from weldguard.unlock.labels import LabelRejected, LabelSigner, RejectReason, signer_for
@@ -145,46 +142,6 @@ def reason_rows(decision: Decision) -> list[dict[str, Any]]:
     return [row(r, True) for r in decision.reasons] + [row(w, False) for w in decision.warnings]
 
 
-class RecentScans:
-    """Idempotency keys seen lately, per process: (user, key) -> scan record id.
-
-    A double tap or a browser retry of the same form carries the same key and gets
-    the first answer. Another web process does not see these keys; there the open
-    session's reuse and the unique index still keep it to one session, and the
-    only cost is a second record of a refused scan."""
-
-    def __init__(self, ttl_s: float = 600.0, limit: int = 10_000) -> None:
-        self.ttl_s = ttl_s
-        self.limit = limit
-        self._lock = threading.Lock()
-        self._seen: OrderedDict[tuple[int, str], tuple[int, float]] = OrderedDict()
-
-    def get(self, user_id: int, key: str) -> int | None:
-        with self._lock:
-            found = self._seen.get((user_id, key))
-            if found is None:
-                return None
-            record_id, expires = found
-            if expires < time.monotonic():
-                del self._seen[(user_id, key)]
-                return None
-            return record_id
-
-    def remember(self, user_id: int, key: str, record_id: int) -> None:
-        with self._lock:
-            self._seen[(user_id, key)] = (record_id, time.monotonic() + self.ttl_s)
-            self._seen.move_to_end((user_id, key))
-            while len(self._seen) > self.limit:
-                self._seen.popitem(last=False)
-
-    def forget(self, user_id: int, key: str) -> None:
-        with self._lock:
-            self._seen.pop((user_id, key), None)
-
-
-RECENT_SCANS = RecentScans()
-
-
 @functools.lru_cache(maxsize=4)
 def device_secrets(platform_secret: str) -> DeviceSecrets:
     """The platform's key for device secrets, derived once per process (HKDF and
@@ -217,9 +174,8 @@ class ScanService:
     session: Session
     settings: Settings
     signer: LabelSigner | None = None
-    recent: RecentScans = field(default_factory=lambda: RECENT_SCANS)
-    # The command bus is connected: mark the unlock sent in this transaction, so
-    # the bus publishes right after the commit (the fast path's one commit).
+    # The command bus is connected: the unlock is written already claimed for its
+    # first send, and the bus publishes it right after the commit.
     claim_for_bus: bool = False
 
     def __post_init__(self) -> None:
@@ -246,25 +202,14 @@ class ScanService:
         if Role(user.role) != Role.WELDER or user.welder_id is None:
             raise PermissionDenied("只有焊工账号可以扫码开机")
         key = valid_idempotency_key(idempotency_key)
-        if key is not None:
-            replay = self._replay(user, key)
-            if replay is not None:
-                return replay
-        result = self._scan(user, machine_code, sig, position, now)
-        if key is not None:
-            # Remembered at flush time: a rolled-back request leaves a dangling id
-            # that _replay simply does not find.
-            self.recent.remember(user.id, key, result.record.id)
-        return result
+        return self._scan(user, machine_code, sig, position, key, now)
 
-    def _replay(self, user: User, key: str) -> ScanResult | None:
-        record_id = self.recent.get(user.id, key)
-        if record_id is None:
-            return None
-        record = self.repo.scan_record(record_id)
-        if record is None or record.user_id != user.id:
-            self.recent.forget(user.id, key)
-            return None
+    def _replay(self, user: User, key: str | None) -> ScanResult:
+        """The form was submitted before (a double tap, a retry, on any web
+        process): the first answer, nothing written."""
+        record = self.repo.scan_by_key(user.id, key) if key is not None else None
+        if record is None:  # the unique index said it exists; records are never deleted
+            raise LookupError(f"scan record of user {user.id} with key {key!r} not found")
         work = self.repo.work_session(record.session_id) if record.session_id else None
         return ScanResult(record, session=work, replayed=True)
 
@@ -274,24 +219,29 @@ class ScanService:
         machine_code: str,
         sig: str,
         position: PhonePosition | None,
+        key: str | None,
         now: datetime,
     ) -> ScanResult:
         assert self.signer is not None and user.welder_id is not None
         code = machine_code.strip()
         if not self.signer.verify_label(code, sig):
-            rejected = _rejection(self.signer, code, sig)
-            return ScanResult(self.record_invalid_label(rejected, code, user, now))
-        place = machine_place_by_code(self.repo, code)
-        if place is None:
+            return self._invalid_label(_rejection(self.signer, code, sig), code, user, key, now)
+        found = scan_place_by_code(self.repo, code, now)
+        if found is None:
             rejected = LabelRejected(RejectReason.UNKNOWN_MACHINE, code)
-            return ScanResult(self.record_invalid_label(rejected, code, user, now))
+            return self._invalid_label(rejected, code, user, key, now)
+        place, periods = found
         machine = place.machine
 
-        facts = gather_scan_facts(self.session, user, machine, position, now, place=place)
+        facts = gather_scan_facts(
+            self.session, user, machine, position, now, place=place, periods=periods
+        )
         if self._any_left_behind(facts, now):
             # Rare: settle them, then judge what is true now.
             self.settle_stale(now, machine_id=machine.id, welder_id=user.welder_id)
-            facts = gather_scan_facts(self.session, user, machine, position, now, place=place)
+            facts = gather_scan_facts(
+                self.session, user, machine, position, now, place=place, periods=periods
+            )
         decision = decide(facts.request, authorization_policy(self.settings))
         machine_position = facts.request.machine.position
         distance = (
@@ -309,6 +259,7 @@ class ScanService:
             session_id = here.id if reused and here is not None else str(uuid.uuid4())
         record = self.repo.add_scan(
             ScanRecord(
+                idempotency_key=key,
                 scanned_at=now,
                 outcome=(ScanOutcome.ALLOWED if decision.allowed else ScanOutcome.BLOCKED).value,
                 machine_code=machine.code,
@@ -327,6 +278,8 @@ class ScanService:
                 session_id=session_id,
             )
         )
+        if record is None:
+            return self._replay(user, key)
         if not decision.allowed:
             return ScanResult(record, decision)
         if reused and here is not None:
@@ -360,6 +313,7 @@ class ScanService:
                 ttl_s=self.settings.unlock_command_ttl_s,
                 requested_by=user.id,
                 reason=work.id,
+                send_now=self.claim_for_bus,
             )
         except DomainError as exc:
             work.status = SessionStatus.FAILED.value
@@ -375,10 +329,16 @@ class ScanService:
             self.session.delete(command)
             self.session.flush()
             return self._lost_race(record, decision, user)
-        claimed = self.claim_for_bus and claim_in_transaction(self.session, command, now)
+        claimed = command.status == CommandStatus.SENT.value
         return ScanResult(
             record, decision, session=work, unlock=CommandOrder.of(command, claimed=claimed)
         )
+
+    def _invalid_label(
+        self, rejected: LabelRejected, code: str, user: User, key: str | None, now: datetime
+    ) -> ScanResult:
+        record = self.record_invalid_label(rejected, code, user, now, key)
+        return ScanResult(record) if record is not None else self._replay(user, key)
 
     def _commands_for(self, place: MachinePlace) -> CommandService:
         """The command service, told the chip the scan has just read from the
@@ -428,13 +388,20 @@ class ScanService:
         return ScanResult(record, None)
 
     def record_invalid_label(
-        self, rejected: LabelRejected, code: str, user: User | None, now: datetime
-    ) -> ScanRecord:
+        self,
+        rejected: LabelRejected,
+        code: str,
+        user: User | None,
+        now: datetime,
+        key: str | None = None,
+    ) -> ScanRecord | None:
         """A forged, tampered or unknown label, kept for the regulators' counts. The
         code is stored only when it has the shape of one (never arbitrary input),
-        the signature never."""
+        the signature never. None: this user's form with ``key`` was recorded
+        before."""
         return self.repo.add_scan(
             ScanRecord(
+                idempotency_key=key if user is not None else None,
                 scanned_at=now,
                 outcome=ScanOutcome.INVALID_LABEL.value,
                 machine_code=(rejected.code or "")[:32],
@@ -495,7 +462,7 @@ class ScanService:
             failure = f"芯片拒绝开机：{ack_code_label(ack.code)}（代码 {ack.code}）"[:128]
         else:
             _chip, state = self.repo.chip_with_state(work.machine_id)
-            if chip_is_online(state, now):
+            if is_online(state, now):
                 failure = FAILURE_NO_ANSWER.format(seconds=self.settings.unlock_wait_s)
             else:
                 failure = FAILURE_OFFLINE

@@ -49,12 +49,12 @@ from weldguard.db import transaction
 from weldguard.deps import SESSION_COOKIE, AppState, DbSession, Now, optional_user
 from weldguard.device.commands import FINAL_STATUSES, STATUS_LABELS
 from weldguard.device.models import DeviceCommand
+from weldguard.device.views_repository import is_online
 from weldguard.domain.authorization import PhonePosition
 from weldguard.domain.geo import GeoPoint
 from weldguard.errors import AccountLocked, AuthenticationFailed, NotFound
 from weldguard.unlock.facts import (
     MachinePlace,
-    chip_is_online,
     load_machine_place,
     lock_state,
     machine_place_by_code,
@@ -234,7 +234,7 @@ def _status_view(session: Session, place: MachinePlace, now: datetime) -> dict[s
             who = WelderOnMachine(welder.name, welder.id_number_masked, certificates, here)
     locked = lock_state(state)
     return {
-        "online": chip_is_online(state, now),
+        "online": is_online(state, now),
         "last_seen": state.last_seen_at if state is not None else None,
         "locked": locked,
         "in_use": who,
