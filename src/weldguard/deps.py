@@ -34,12 +34,14 @@ class AppState:
     command_bus: CommandBus | None = None
 
 
-def app_state(request: Request) -> AppState:
+# The dependencies that only read memory are ``async def``: FastAPI runs a plain
+# ``def`` dependency on a worker thread, a thread hop per request for nothing.
+async def app_state(request: Request) -> AppState:
     state: AppState = request.app.state.weldguard
     return state
 
 
-def get_settings_dep(state: Annotated[AppState, Depends(app_state)]) -> Settings:
+async def get_settings_dep(state: Annotated[AppState, Depends(app_state)]) -> Settings:
     return state.settings
 
 
@@ -57,7 +59,7 @@ def get_session(state: Annotated[AppState, Depends(app_state)]) -> Iterator[Sess
         session.close()
 
 
-def get_clock() -> datetime:
+async def get_clock() -> datetime:
     return utcnow()
 
 
@@ -89,7 +91,7 @@ def optional_user(
     return AuthService(session, state.settings).user_for_token(raw, now)
 
 
-def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+async def current_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
     if user is None:
         raise AuthenticationFailed("请先登录")
     return user
@@ -107,7 +109,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 CurrentScope = Annotated[Scope, Depends(current_scope)]
 
 
-def get_vault(state: Annotated[AppState, Depends(app_state)]) -> IdentityVault:
+async def get_vault(state: Annotated[AppState, Depends(app_state)]) -> IdentityVault:
     return state.vault
 
 
