@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.device.test_ingest import BROKERS, broker, make_worker, publish, run, running, until
@@ -22,10 +22,12 @@ from tests.web.test_home_stats import scope_of
 from weldguard.config import Settings
 from weldguard.db import make_engine
 from weldguard.device.alarms import AlarmFilter, AlarmRepository, AlarmSink, AlarmWork
+from weldguard.device.ingest_repository import arc_threshold_da
 from weldguard.device.live_state import DeviceLive, LiveStates, StateChange
 from weldguard.device.models import AlarmKind, DeviceAlarm
 from weldguard.device.protocol import UpKind, build_command, encode_command
 from weldguard.domain.device_alarms import AlarmPolicy
+from weldguard.machine.models import Machine
 from weldguard.machine.service import MachineService
 from weldguard.sim.chip import ChipConfig, ChipCore, Misbehaviour
 
@@ -290,6 +292,47 @@ def test_tamper_clears_when_the_chip_is_refitted(
     assert alarm.cleared_at is not None
     # The alarm stays where it was raised: a chip moved later does not move it.
     assert alarm.machine_id == world.machines["A"].id
+
+
+def test_the_welding_threshold_is_each_machines_own(
+    world: World, db: Session, engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    """The threshold ingest and the sessions apply: max(5.0 A, 5 % of the rating)."""
+    sink = started(engine, facts_refresh_ms=60_000)
+    assert sink.facts(FITTED).arc_threshold_da == arc_threshold_da(400) == 200
+    # 15 A on machine A (400 A): below its threshold, not welding, no alarm.
+    feed(sink, FITTED, "tel", tel(1, i_max_da=150), T0 + 1)
+    assert FITTED not in sink.conditions
+    feed(sink, FITTED, "tel", tel(2, i_max_da=200), T0 + 2)
+    assert set(sink.conditions[FITTED].open) == {"current_while_locked"}
+    # A rating corrected in the register applies from the next reload of the bindings.
+    db.execute(
+        update(Machine).where(Machine.id == world.machines["A"].id).values(rated_current_a=100)
+    )
+    db.commit()
+    flush(sink, engine, T0 + 60_000)
+    assert sink.facts(FITTED).arc_threshold_da == 50
+
+
+def test_an_unfitted_chip_is_judged_by_the_rating_its_hello_gave(world: World) -> None:
+    sink = AlarmSink()
+    hello = {"v": 1, "seq": 1, "ts": T0, "fw": "x", "imei": "860000000000009",
+             "iccid": "89860000000000000009", "rated_a": 400, "boot": True,
+             "buf_count": 0}  # fmt: skip
+    feed(sink, "WGLOOSE02", "hello", hello, T0)
+    feed(sink, "WGLOOSE02", "tel", tel(2, i_max_da=150), T0 + 1)
+    assert "WGLOOSE02" not in sink.conditions
+    # Without a rating: the 5.0 A floor.
+    feed(sink, "WGLOOSE03", "tel", tel(1, i_max_da=49), T0 + 1)
+    assert "WGLOOSE03" not in sink.conditions
+    feed(sink, "WGLOOSE03", "tel", tel(2, i_max_da=50), T0 + 2)
+    assert set(sink.conditions["WGLOOSE03"].open) == {"current_while_locked"}
+
+
+def test_a_fixed_threshold_still_applies_to_every_machine(world: World, engine: Engine) -> None:
+    sink = started(engine, arc_threshold_da=100)
+    feed(sink, FITTED, "tel", tel(1, i_max_da=150), T0 + 1)
+    assert set(sink.conditions[FITTED].open) == {"current_while_locked"}
 
 
 def test_drain_is_empty_when_nothing_happened(world: World, engine: Engine) -> None:

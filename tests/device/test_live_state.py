@@ -45,6 +45,22 @@ def test_boot_hello_restarts_the_sequence() -> None:
     assert live.seq_regressions == 0
 
 
+def test_a_boot_hello_means_locked() -> None:
+    """§ 6.5: the chip starts locked; its locked/boot event arrives as a replay."""
+    live = LiveStates()
+    live.apply("d1", "evt", {"v": 1, "seq": 7, "ts": T0, "type": "unlocked", "sess": "S"}, T0)
+    live.apply("d1", "hb", hb(8) | {"lock": "unlocked", "sess": "S"}, T0)
+    hello = {"v": 1, "seq": 9, "ts": T0, "fw": "1.2.0", "boot": True, "buf_count": 1}
+    change = live.apply("d1", "hello", hello, T0 + 1000)
+    st = live.states["d1"]
+    assert (st.lock_state, st.session_id) == ("locked", None)
+    assert change is not None and change.lock_changed
+    # A reconnection without a restart says nothing about the lock.
+    live.apply("d1", "hb", hb(10) | {"lock": "unlocked", "sess": "S"}, T0 + 2000)
+    live.apply("d1", "hello", hello | {"seq": 11, "boot": False}, T0 + 3000)
+    assert st.lock_state == "unlocked"
+
+
 def test_gps_arc_and_lock_events() -> None:
     live = LiveStates(arc_threshold_da={"d1": 200})
     gps = {"lat": 31_200_000, "lon": 121_400_000, "acc_m": 5, "fix_ts": T0 - 1000}

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from weldguard.device.ingest_repository import arc_threshold_da
+from weldguard.device.models import CommandStatus
 from weldguard.domain.work_sessions import (
     DEFAULT_SESSION_POLICY,
     MS_PER_HOUR,
@@ -17,9 +18,14 @@ from weldguard.domain.work_sessions import (
     EdgeEffect,
     EndReason,
     OpenSession,
+    RebootAction,
+    RebootFacts,
+    RebootVerdict,
     SessionPolicy,
+    UnlockSent,
     Verdict,
     accrue,
+    after_reboot,
     cover,
     edge_effect,
     hb_position,
@@ -283,8 +289,14 @@ def test_a_live_edge_takes_the_receive_time_a_replay_the_chips() -> None:
         (evt("locked", reason="local"), True, "active", EdgeEffect.END),
         # a replay without it could be about any earlier session.
         (evt("locked", reason="local"), False, "active", EdgeEffect.NONE),
-        # § 6.5: after a reboot the platform re-sends the unlock; not an end.
-        (evt("locked", sess="S-1", reason="boot"), True, "active", EdgeEffect.NONE),
+        # § 6.5: after a reboot the platform re-sends the unlock; not an end,
+        (evt("locked", sess="S-1", reason="boot"), True, "active", EdgeEffect.REBOOT),
+        (evt("locked", sess="S-1", reason="boot"), False, "active", EdgeEffect.REBOOT),
+        (evt("locked", reason="boot"), True, "active", EdgeEffect.REBOOT),
+        (evt("locked", reason="boot"), False, "active", EdgeEffect.NONE),
+        (evt("locked", sess="S-2", reason="boot"), True, "active", EdgeEffect.NONE),
+        # and a starting session's unlock is still on its way.
+        (evt("locked", sess="S-1", reason="boot"), True, "starting", EdgeEffect.NONE),
         (evt("locked", sess="S-1"), True, "ended", EdgeEffect.NONE),
         (evt("unlocked", sess="S-1"), True, "failed", EdgeEffect.NONE),
     ],
@@ -387,3 +399,88 @@ def test_closed_sessions_need_nothing() -> None:
     for status in ("ended", "failed"):
         s = OpenSession(status=status, started_ms=T0, valid_until_ms=T0 + 1)
         assert supervise(s, T0 + 100 * MS_PER_HOUR, POLICY).nothing
+
+
+# ---------------------------------------------------------------------- after a restart
+
+BOOT = T0 + MS_PER_HOUR  # the chip restarted; the session runs T0 … T0 + 8 h
+
+
+def rebooted(
+    *,
+    status: str = "active",
+    valid_until_ms: int = T0 + 8 * MS_PER_HOUR,
+    usable: bool = True,
+    unlock: UnlockSent | None = UnlockSent("acked", T0 + 30_000, T0 + 100),
+    resends: int = 0,
+) -> RebootFacts:
+    return RebootFacts(status, T0, valid_until_ms, usable, unlock, resends)
+
+
+def test_the_restart_rule_knows_the_command_statuses() -> None:
+    from weldguard.domain import work_sessions as ws
+
+    assert {CommandStatus.QUEUED.value, CommandStatus.SENT.value} == ws._OPEN_COMMAND
+    assert CommandStatus.ACKED.value == ws._ACKED
+
+
+def test_a_restart_under_a_valid_session_re_sends_the_unlock() -> None:
+    assert after_reboot(rebooted(), BOOT, BOOT + 500) == RebootVerdict(RebootAction.RESEND)
+    # No unlock on record (a session activated by the chip's own event): likewise.
+    assert after_reboot(rebooted(unlock=None), BOOT, BOOT + 500).action is RebootAction.RESEND
+
+
+@pytest.mark.parametrize(
+    ("unlock", "action", "replace"),
+    [
+        # Queued after the restart, not published yet, or published since: on its way.
+        (UnlockSent("queued", BOOT + 30_000, None), RebootAction.UNDERWAY, False),
+        (UnlockSent("sent", BOOT + 30_000, BOOT + 200), RebootAction.UNDERWAY, False),
+        # Stepped back to queued for the hello's time command: still after the boot.
+        (UnlockSent("queued", BOOT + 30_000, BOOT + 200), RebootAction.UNDERWAY, False),
+        # Acknowledged after the restart: the chip is unlocked again.
+        (UnlockSent("acked", BOOT + 30_000, BOOT + 200), RebootAction.UNLOCKED, False),
+        # Published before the restart: executed or not, a retry cannot be trusted.
+        (UnlockSent("sent", BOOT + 20_000, BOOT - 10_000), RebootAction.RESEND, True),
+        (UnlockSent("acked", BOOT + 20_000, BOOT - 10_000), RebootAction.RESEND, False),
+        # Expired, failed: a new one.
+        (UnlockSent("sent", BOOT, BOOT - 30_000), RebootAction.RESEND, False),
+        (UnlockSent("failed", BOOT + 30_000, BOOT + 200), RebootAction.RESEND, False),
+    ],
+)
+def test_one_unlock_at_a_time_reaches_the_restarted_chip(
+    unlock: UnlockSent, action: RebootAction, replace: bool
+) -> None:
+    verdict = after_reboot(rebooted(unlock=unlock), BOOT, BOOT + 500)
+    assert (verdict.action, verdict.replace_open) == (action, replace)
+
+
+def test_a_session_no_longer_valid_ends_and_nothing_is_sent() -> None:
+    until = T0 + 2 * MS_PER_HOUR
+    past = after_reboot(rebooted(valid_until_ms=until), until - 5, until + 10)
+    assert past == RebootVerdict(
+        RebootAction.END, EndReason.TIME_LIMIT, until, why="past valid_until"
+    )
+    close = after_reboot(rebooted(valid_until_ms=until), until - 60_000, until - 59_999)
+    assert (close.action, close.end, close.end_ms) == (
+        RebootAction.END,
+        EndReason.LOCK_EVENT,
+        until - 60_000,
+    )
+    gone = after_reboot(rebooted(usable=False), BOOT, BOOT + 500)
+    assert (gone.action, gone.end, gone.end_ms) == (RebootAction.END, EndReason.LOCK_EVENT, BOOT)
+
+
+def test_a_chip_restarting_again_and_again_ends_its_session() -> None:
+    policy = SessionPolicy(max_resends=3)
+    assert after_reboot(rebooted(resends=2), BOOT, BOOT + 1, policy).action is RebootAction.RESEND
+    verdict = after_reboot(rebooted(resends=3), BOOT, BOOT + 1, policy)
+    assert (verdict.action, verdict.end) == (RebootAction.END, EndReason.LOCK_EVENT)
+    # One already on its way is not a further re-send.
+    underway = rebooted(resends=3, unlock=UnlockSent("queued", BOOT + 30_000, None))
+    assert after_reboot(underway, BOOT, BOOT + 1, policy).action is RebootAction.UNDERWAY
+
+
+def test_a_session_that_is_not_active_is_left_alone() -> None:
+    for status in ("starting", "ended", "failed"):
+        assert after_reboot(rebooted(status=status), BOOT, BOOT).action is RebootAction.NOTHING

@@ -524,6 +524,43 @@ def test_boot_offline_keeps_boot_hello_first() -> None:
     assert hello["buf_count"] == len(chip.buffer) + len(out) - 1
 
 
+def test_reboot_starts_locked_and_says_so_after_the_boot_hello() -> None:
+    """§ 6.5: locked after a reset, with ``locked``/``boot`` naming the lost session;
+    the boot hello still goes first (§ 2) and seq carries on (§ 7)."""
+    chip = make_chip()
+    chip.handle_command(enc(unlock_cmd(T0)), T0)
+    run(chip, T0, 30)
+    assert chip.lock == "unlocked"
+    chip.on_disconnect()
+    run(chip, T0 + 30_000, 5)  # a little offline before the power goes
+    before = chip.seq
+    chip.reboot(T0 + 40_000)
+    assert (chip.lock, chip.sess, chip.arc_on) == ("locked", None, False)
+    out = chip.on_connect(T0 + 45_000)
+    kind, hello = out[0]
+    assert kind == "hello" and hello["boot"] is True and hello["buf"] is False
+    assert hello["seq"] == before + 1
+    replayed = [m for _, m in out[1:] + run(chip, T0 + 45_000, 2) if m.get("buf")]
+    (boot_lock,) = [m for m in replayed if m.get("type") == "locked"]
+    assert boot_lock["sess"] == "sess-1" and boot_lock["reason"] == "boot"
+    assert boot_lock["seq"] == before + 2 and boot_lock["ts"] == T0 + 40_000
+    # Its clock is not synchronised any more: an unlock waits for the time command.
+    assert one_ack(chip.handle_command(enc(unlock_cmd(T0 + 46_000)), T0 + 46_000))["code"] == 8
+    time_cmd = signed(DEV, SECRET, "time", {"now": T0 + 46_500}, T0 + 46_500, ttl=30_000)
+    assert one_ack(chip.handle_command(enc(time_cmd), T0 + 46_500))["code"] == 0
+    ack = one_ack(chip.handle_command(enc(unlock_cmd(T0 + 47_000)), T0 + 47_000))
+    assert (ack["code"], ack["state"], chip.sess) == (0, "unlocked", "sess-1")
+
+
+def test_a_locked_chip_reboots_without_a_lock_event() -> None:
+    chip = make_chip()
+    chip.reboot(T0 + 1000, keep_clock=True)
+    out = chip.on_connect(T0 + 2000) + run(chip, T0 + 2000, 3)
+    assert out[0][0] == "hello" and out[0][1]["boot"] is True
+    assert not [m for k, m in out if k == "evt"]
+    assert chip.clock_synced
+
+
 def test_seq_strictly_increasing_everywhere() -> None:
     chip = make_chip(misbehaviour=Misbehaviour(tamper=True, wander=True, go_offline=True))
     seqs: list[int] = []

@@ -514,6 +514,38 @@ def test_end_session_locks_and_is_idempotent(
         service.end_session(user(db, "installer_cn"), session.id, NOW)
 
 
+def test_ending_an_active_session_gives_up_a_re_sent_unlock(
+    db: Session, settings: Settings, world: World, service: ScanService, signer: LabelSigner
+) -> None:
+    """After a chip's restart the platform re-sends the unlock of the active session
+    (unlock/reboot.py); 结束作业 while it is still queued must give it up, or it
+    would switch the machine on just before the lock."""
+    machine, _, _ = live_machine(db, settings, world)
+    welder = user(db, "welder_one")
+    started = scan(service, signer, welder, machine)
+    db.commit()
+    work = db.get(WorkSession, started.session.id)  # type: ignore[attr-defined]
+    assert work is not None
+    first = db.get(DeviceCommand, work.unlock_command_id)
+    assert first is not None
+    first.status, work.status = "acked", "active"
+    resent = service.commands.issue(
+        machine,
+        "unlock",
+        dict(first.args),
+        now=NOW + timedelta(minutes=5),
+        ttl_s=settings.unlock_command_ttl_s,
+        reason=work.id,
+    )
+    work.unlock_command_id = resent.id
+    db.commit()
+    service.end_session(welder, work.id, NOW + timedelta(minutes=6))
+    db.commit()
+    db.refresh(resent)
+    db.refresh(first)
+    assert (resent.status, first.status) == ("expired", "acked")
+
+
 def test_only_welders_scan(
     db: Session, settings: Settings, world: World, service: ScanService, signer: LabelSigner
 ) -> None:

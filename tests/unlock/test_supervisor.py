@@ -146,6 +146,34 @@ def test_idle_ends_the_session_after_the_idle_time_without_arcs(
     assert lock.args == {"reason": "idle"}
 
 
+def test_an_unlock_still_on_its_way_is_given_up_when_the_session_ends(
+    world: World,
+    db: Session,
+    chip: Chip,
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+) -> None:
+    """An unlock re-sent after the chip restarted (unlock/reboot.py) and not delivered
+    yet would go out before the lock: it is expired with the end."""
+    on_b(db, world, chip, started=NOW - timedelta(hours=1), last_arc_at=NOW - timedelta(minutes=30))
+    with transaction(session_factory) as s:
+        service = CommandService(s, DeviceSecrets(settings.resolved_secret_key()))
+        args = unlock_args("S-1", "wd-1", NOW + timedelta(hours=1))
+        resent = service.issue(
+            service.resolve_target(chip.device_id),
+            "unlock",
+            args,
+            now=NOW - timedelta(seconds=1),
+            reason="S-1",
+        )
+        s.execute(update(WorkSession).values(unlock_command_id=resent.id))
+    sup, _ = supervisor(session_factory, settings)
+    assert sup.run_once(NOW).ended == {"idle": 1}
+    unlock, lock = commands(session_factory, chip.device_id)
+    assert (unlock.id, unlock.status) == (resent.id, "expired")
+    assert (lock.cmd, lock.status) == ("lock", "queued")
+
+
 def test_idle_counts_from_the_unlock_when_nobody_welded(
     world: World,
     db: Session,

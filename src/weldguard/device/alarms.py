@@ -29,11 +29,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
+from weldguard.device.ingest_repository import arc_threshold_da as machine_arc_threshold_da
 from weldguard.device.live_state import DeviceLive, StateChange
 from weldguard.device.models import DeviceAlarm
 from weldguard.device.protocol import UpKind
 from weldguard.domain.device_alarms import (
-    DEFAULT_ARC_THRESHOLD_DA,
     DEFAULT_POLICY,
     EMPTY,
     SEVERITY,
@@ -300,9 +300,13 @@ SessionKnown = Callable[[str, str], bool]
 class AlarmSink:
     """Implements ``device.sinks.IngestSink``.
 
-    ``policy``: the thresholds and hold times of the rules. ``arc_threshold_da``: the
-    welding threshold applied to every machine (the register has no per-machine one
-    yet). ``session_known(device_id, sess)``: whether the platform issued that work
+    ``policy``: the thresholds and hold times of the rules. ``arc_threshold_da``: None
+    (the default) applies each machine's own welding threshold, the rule the live
+    state and the work sessions apply (``ingest_repository.arc_threshold_da``:
+    max(5.0 A, 5 % of the rating of the machine the chip is bound to, else of the
+    ``rated_a`` its hello gave), so that "current while locked" means the same current
+    as "welding" does elsewhere; a number applies that threshold to every machine.
+    ``session_known(device_id, sess)``: whether the platform issued that work
     session; runs on the event loop for every ``tel`` naming a session, so it must be
     an in-memory lookup; None (until work sessions exist) trusts every session.
     ``facts_refresh_ms``: how often the bindings are reloaded."""
@@ -313,7 +317,7 @@ class AlarmSink:
         self,
         *,
         policy: AlarmPolicy = DEFAULT_POLICY,
-        arc_threshold_da: int = DEFAULT_ARC_THRESHOLD_DA,
+        arc_threshold_da: int | None = None,
         session_known: SessionKnown | None = None,
         facts_refresh_ms: int = FACTS_REFRESH_MS,
     ) -> None:
@@ -324,7 +328,7 @@ class AlarmSink:
         # Replaced whole by the database thread (a reference swap), read on the loop:
         # device_id → (where it sits, the facts the rules need).
         self._placed: Mapping[str, tuple[DevicePlacement, MachineFacts]] = {}
-        self._default_facts = MachineFacts(arc_threshold_da=arc_threshold_da)
+        self._default_facts = MachineFacts(arc_threshold_da=self.threshold_for(None))
         self._facts_loaded_ms = 0
         self._refresh_due = False
         # Loop only from here on.
@@ -338,6 +342,12 @@ class AlarmSink:
 
     # ------------------------------------------------------------------ facts
 
+    def threshold_for(self, rated_current_a: int | None) -> int:
+        """The welding threshold (deciamperes) of a machine of that rating."""
+        if self.arc_threshold_da is not None:
+            return self.arc_threshold_da
+        return machine_arc_threshold_da(rated_current_a)
+
     def facts(self, device_id: str) -> MachineFacts:
         placed = self._placed.get(device_id)
         if placed is not None:
@@ -347,13 +357,12 @@ class AlarmSink:
 
     def _set_placements(self, placements: Mapping[str, DevicePlacement]) -> None:
         """One reference swap (the loop reads it while the database thread writes)."""
-        threshold = self.arc_threshold_da
         self._placed = {
             device_id: (
                 p,
                 MachineFacts(
                     rated_current_a=p.rated_current_a,
-                    arc_threshold_da=threshold,
+                    arc_threshold_da=self.threshold_for(p.rated_current_a),
                     bound_since_ms=p.bound_since_ms,
                 ),
             )
@@ -393,7 +402,7 @@ class AlarmSink:
             rated = message.get("rated_a")
             if isinstance(rated, int):
                 self._unplaced[device_id] = MachineFacts(
-                    rated_current_a=rated, arc_threshold_da=self.arc_threshold_da
+                    rated_current_a=rated, arc_threshold_da=self.threshold_for(rated)
                 )
         prev = self.conditions.get(device_id, EMPTY)
         if prev is EMPTY and (kind is UpKind.HB or kind is UpKind.ACK):

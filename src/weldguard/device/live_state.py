@@ -214,6 +214,10 @@ class LiveStates:
                 st.arc_on = False
         elif kind == "hello":
             st.firmware = m.get("fw", st.firmware)
+            if m.get("boot") is True:
+                # The chip starts locked after power-on or reset (protocol § 6.5),
+                # whatever it said before; its locked/boot event comes as a replay.
+                st.lock_state, st.session_id, st.arc_on = "locked", None, False
 
     def offline_after_ms(self, interval_s: int | None) -> int:
         """How long a chip with this heartbeat period may stay silent."""

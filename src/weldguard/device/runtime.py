@@ -48,15 +48,18 @@ def _broker_address(settings: Settings, broker: EmbeddedBroker | None) -> MqttAd
 
 def ingest_sinks(settings: Settings) -> list[IngestSink]:
     """What every ingest worker feeds besides the message store: command acks
-    (and the clock sync a hello calls for), work sessions, and device alarms
-    (which ask the sessions whether a chip's session is one the platform knows)."""
+    (and the clock sync a hello calls for), work sessions (and the unlock re-sent
+    after a chip's restart), and device alarms (which ask the sessions whether a
+    chip's session is one the platform knows)."""
     from weldguard.device.alarms import AlarmSink
     from weldguard.device.command_sink import CommandSink
     from weldguard.unlock.session_sink import SessionSink
 
-    sessions = SessionSink()
+    secrets = DeviceSecrets(settings.resolved_secret_key())
+    # The sessions sign the unlock they re-send after a chip's restart (§ 6.5).
+    sessions = SessionSink(device_secrets=secrets, unlock_ttl_s=settings.unlock_command_ttl_s)
     return [
-        CommandSink(DeviceSecrets(settings.resolved_secret_key())),
+        CommandSink(secrets),
         sessions,
         AlarmSink(session_known=sessions.session_known),
     ]

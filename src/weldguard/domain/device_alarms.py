@@ -54,8 +54,10 @@ back in place: tamper and chip_removed latch until an installer records a bindin
 of the chip after the alarm was raised (the facts' ``bound_since_ms``).
 
 *Welding current.* Welding is the window's **peak** current (``i_max_da``) at or
-above the machine's arc threshold (default 100 dA = 10 A, the protocol's
-recommendation), the same test the live state and the chip's own
+above the machine's arc threshold (``MachineFacts.arc_threshold_da``: the AlarmSink
+passes the machine's own, max(5.0 A, 5 % of its rating) as for the live state and the
+work sessions; without facts 100 dA = 10 A, the protocol's recommendation), the same
+test the live state and the chip's own
 ``arc_while_locked`` use: on a locked machine any current at all is the finding. The
 lock state of a ``tel`` is the one the chip reported in it (``sess`` is null exactly
 when locked, § 6.4), which holds for a replay from the buffer too; "without a

@@ -47,8 +47,32 @@ The chip's own edges (:func:`lock_edge`, :func:`edge_effect`): an ``unlocked`` e
 naming a ``starting`` session makes it ``active`` (a backup to the acknowledgement);
 a ``locked`` event naming an open session ends it (``lock_event``); a live ``locked``
 without ``sess`` (the field is only a SHOULD) ends the device's open session. A
-``locked`` with ``reason: boot`` does not end it: § 6.5 says the platform re-sends the
-unlock while the session is valid, and if nobody does the idle rule ends it.
+``locked`` with ``reason: boot`` naming an ``active`` session does not end it: the
+chip restarted (it starts locked, § 6.5) and the platform re-sends the unlock while
+the session is valid.
+
+**After a restart** (:func:`after_reboot`): the chip says it restarted with a live
+``hello`` whose ``boot`` is true (the first message after every connect, never
+buffered: the earliest and surest signal, though it names no session) or with that
+``locked``/``boot`` event (names the session, but usually arrives as a replay from the
+buffer, since the chip locks before it connects). Either starts the same decision
+for the device's ``active`` session, and several signals of one restart decide the
+same way:
+
+- the session is past ``valid_until`` → ended, ``time_limit`` (at ``valid_until``);
+  less than ``resend_margin_ms`` left, or the machine retired, or the chip no longer
+  fitted to it → ended, ``lock_event`` (at the restart). The chip is locked already:
+  nothing is sent.
+- an unlock first published after the restart was acknowledged → nothing (the chip
+  took it); one still open that was not published before the restart → nothing, it
+  is on its way (the hello makes it due at once). Only an unlock published after the
+  restart can have reached the restarted chip; one published before may have been
+  executed before the restart, and a retry of it would only get the chip's
+  remembered answer (§ 12.2) while it stays locked: it is given up and replaced.
+- more than ``max_resends`` re-sends within ``resend_window_ms`` → ended
+  (``lock_event``): a chip that restarts whenever it is unlocked (a relay pulling its
+  supply down) must not be switched on and off for hours.
+- otherwise → re-send the unlock: same session, welder and ``until``.
 """
 
 from __future__ import annotations
@@ -69,10 +93,15 @@ __all__ = [
     "LockEdge",
     "OpenSession",
     "Position",
+    "RebootAction",
+    "RebootFacts",
+    "RebootVerdict",
     "SessionPolicy",
     "TelWindow",
+    "UnlockSent",
     "Verdict",
     "accrue",
+    "after_reboot",
     "cover",
     "edge_effect",
     "hb_position",
@@ -112,6 +141,12 @@ class SessionPolicy:
     unlock_timeout_ms: int = 30_000
     # Per session; see the module docstring ("Coverage").
     max_intervals: int = 64
+    # After a restart (see the module docstring): no re-sent unlock for less than
+    # this much validity (it could expire on the way, and the chip refuses an
+    # ``until`` in its past), and at most so many re-sends per window.
+    resend_margin_ms: int = 60_000
+    max_resends: int = 5
+    resend_window_ms: int = MS_PER_HOUR
 
 
 DEFAULT_SESSION_POLICY = SessionPolicy()
@@ -325,6 +360,7 @@ class EdgeEffect(StrEnum):
     NONE = "none"
     ACTIVATE = "activate"  # starting → active
     END = "end"  # → ended, lock_event
+    REBOOT = "reboot"  # the chip restarted under this active session: see after_reboot
 
 
 def edge_effect(edge: LockEdge, session_id: str, status: str) -> EdgeEffect:
@@ -338,11 +374,12 @@ def edge_effect(edge: LockEdge, session_id: str, status: str) -> EdgeEffect:
             if edge.sess == session_id and status == STARTING
             else EdgeEffect.NONE
         )
+    names_it = edge.sess == session_id or (edge.sess is None and edge.live)
     if edge.reason == "boot":
-        return EdgeEffect.NONE
-    if edge.sess == session_id or (edge.sess is None and edge.live):
-        return EdgeEffect.END
-    return EdgeEffect.NONE
+        # Restarted: the unlock is re-sent (a ``starting`` session's unlock is still
+        # on its way and the hello makes it due again).
+        return EdgeEffect.REBOOT if names_it and status == ACTIVE else EdgeEffect.NONE
+    return EdgeEffect.END if names_it else EdgeEffect.NONE
 
 
 # ---------------------------------------------------------------------- supervision
@@ -405,3 +442,90 @@ def supervise(
     if not session.long_running_warned and now_ms - session.on_since_ms > policy.long_ms:
         return Verdict(warn_long=True)
     return NOTHING
+
+
+# ---------------------------------------------------------------------- after a restart
+
+# Command statuses, as device.models.CommandStatus spells them.
+_OPEN_COMMAND = frozenset({"queued", "sent"})
+_ACKED = "acked"
+
+
+class RebootAction(StrEnum):
+    NOTHING = "nothing"  # not active any more (ended by the welder, the supervisor)
+    UNLOCKED = "unlocked"  # an unlock published after the restart was acknowledged
+    UNDERWAY = "underway"  # an unlock that reaches the restarted chip is on its way
+    RESEND = "resend"  # sign and queue the unlock again
+    END = "end"  # end the session (``end``, at ``end_ms``); nothing is sent
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockSent:
+    """The session's latest unlock command, as far as the restart rule cares."""
+
+    status: str
+    expires_ms: int
+    first_sent_ms: int | None  # None: never published
+
+
+@dataclass(frozen=True, slots=True)
+class RebootFacts:
+    status: str
+    on_since_ms: int  # the unlock (the start if none is recorded): no end before it
+    valid_until_ms: int
+    # Not retired, and the session's chip is still the one fitted to it.
+    machine_usable: bool
+    unlock: UnlockSent | None
+    # Unlocks re-sent for the session within the policy's window.
+    recent_resends: int
+
+
+@dataclass(frozen=True, slots=True)
+class RebootVerdict:
+    action: RebootAction
+    end: EndReason | None = None
+    end_ms: int | None = None
+    # The unlock in ``facts.unlock`` is open but was published before the restart:
+    # give it up (expire it) when the new one is queued.
+    replace_open: bool = False
+    why: str = ""
+
+
+def after_reboot(
+    facts: RebootFacts,
+    boot_ms: int,
+    now_ms: int,
+    policy: SessionPolicy = DEFAULT_SESSION_POLICY,
+) -> RebootVerdict:
+    """What to do about a session whose chip restarted at ``boot_ms`` (the module
+    docstring has the rules)."""
+    if facts.status != ACTIVE:
+        return RebootVerdict(RebootAction.NOTHING, why="not active")
+    locked_at = max(min(boot_ms, now_ms), facts.on_since_ms)
+    if now_ms >= facts.valid_until_ms:
+        return RebootVerdict(
+            RebootAction.END, EndReason.TIME_LIMIT, facts.valid_until_ms, why="past valid_until"
+        )
+    if facts.valid_until_ms - now_ms < policy.resend_margin_ms:
+        return RebootVerdict(
+            RebootAction.END, EndReason.LOCK_EVENT, locked_at, why="valid_until too close"
+        )
+    if not facts.machine_usable:
+        return RebootVerdict(
+            RebootAction.END, EndReason.LOCK_EVENT, locked_at, why="machine retired or chip moved"
+        )
+    replace_open = False
+    unlock = facts.unlock
+    if unlock is not None:
+        after_boot = unlock.first_sent_ms is None or unlock.first_sent_ms >= boot_ms
+        if unlock.status == _ACKED and unlock.first_sent_ms is not None and after_boot:
+            return RebootVerdict(RebootAction.UNLOCKED, why="unlock acknowledged since")
+        if unlock.status in _OPEN_COMMAND and unlock.expires_ms > now_ms:
+            if after_boot:
+                return RebootVerdict(RebootAction.UNDERWAY, why="unlock on its way")
+            replace_open = True
+    if facts.recent_resends >= policy.max_resends:
+        return RebootVerdict(
+            RebootAction.END, EndReason.LOCK_EVENT, locked_at, why="restarts again and again"
+        )
+    return RebootVerdict(RebootAction.RESEND, replace_open=replace_open)

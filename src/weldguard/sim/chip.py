@@ -246,7 +246,10 @@ class ChipCore:
 
         self.seq = 0
         self.connected = False
-        self.boot_hello_sent = False
+        # The hello of the current boot until it is sent: held aside, not buffered,
+        # because it goes first on the next connection, before any replay (§ 2).
+        self._boot_hello: Message | None = None
+        self.boots = 1
         self.buffer: deque[Message] = deque()
         self._buffered_kinds: deque[str] = deque()
         self.replay_tokens = float(REPLAY_PER_S)
@@ -291,9 +294,9 @@ class ChipCore:
         self._out: list[Outgoing] = []
         self._reached_args = False
         self.time_floor_ms = 0  # latest synchronised time known (persisted on a real chip)
-        # The boot hello is the first message of a boot, seq 1; it waits in the
-        # buffer until the first connection if the chip boots offline.
-        self._emit("hello", self._hello_body(boot=True), dnow)
+        # The boot hello is the first message of a boot, seq 1; it waits until the
+        # first connection if the chip boots offline.
+        self._boot_hello = self._stamp(self._hello_body(boot=True), dnow)
 
     # ------------------------------------------------------------------ clock
 
@@ -307,14 +310,12 @@ class ChipCore:
         self._out = []
         self.connected = True
         dnow = self.device_now(now_ms)
-        if not self.boot_hello_sent and self.buffer and self.buffer[0].get("boot") is True:
-            boot = self.buffer.popleft()
-            self._buffered_kinds.popleft()
+        if self._boot_hello is not None:
+            boot, self._boot_hello = self._boot_hello, None
             boot["buf_count"] = len(self.buffer)
             self._out.append(("hello", boot))
         else:
             self._emit("hello", self._hello_body(boot=False), dnow)
-        self.boot_hello_sent = True
         self.replay_tokens = float(REPLAY_PER_S)
         self.last_replay_ms = now_ms
         self._replay(now_ms)
@@ -322,6 +323,44 @@ class ChipCore:
 
     def on_disconnect(self) -> None:
         self.connected = False
+
+    def reboot(self, now_ms: int, *, keep_clock: bool = False) -> None:
+        """A power cycle or reset (the transport drops the link first and connects
+        again afterwards). What a real chip keeps in non-volatile memory survives:
+        the seq counter, the offline buffer, the nonce and command-id memories, the
+        time floor and the settings of ``config``. Everything else starts over; in
+        particular the chip starts **locked** (§ 6.5) and, if it was unlocked,
+        publishes ``locked`` with ``reason`` ``boot`` naming the session it lost.
+        That event is produced before the first connection, so it goes out from
+        the buffer, after the boot hello, as a replay.
+
+        ``keep_clock``: a battery-backed RTC that may count as synchronised after a
+        restart (§ 9.1); by default the clock runs on but is unsynchronised until
+        the platform's ``time`` command, so other commands get code 8 until then.
+        """
+        dnow = self.device_now(now_ms)
+        self.connected = False
+        self.boots += 1
+        was_unlocked, sess = self.lock == UNLOCKED, self.sess
+        # Power gone: the relay is open, an arc in progress simply stops and its
+        # unfinished window (RAM) is lost.
+        self.lock, self.sess, self.welder, self.until_ms, self.fence = (
+            LOCKED,
+            None,
+            None,
+            None,
+            None,
+        )
+        self.outside_fence = False
+        self.arc_on = False
+        self.window = None
+        self.pause_end_ms = dnow + self.rng.randint(2_000, 15_000)
+        self.clock_synced = keep_clock
+        self.last_tick_ms = dnow
+        self._out = []
+        self._boot_hello = self._stamp(self._hello_body(boot=True), dnow)
+        if was_unlocked:
+            self._evt(dnow, "locked", sess=sess, reason="boot")
 
     def link_wanted(self, now_ms: int) -> bool:
         """False during the outages of a ``go_offline`` machine: the transport then
@@ -345,10 +384,15 @@ class ChipCore:
         out, self._out = self._out, []
         return out
 
-    def _emit(self, kind: str, body: Message, dnow: int) -> None:
+    def _stamp(self, body: Message, dnow: int) -> Message:
+        """``body`` with the common fields and the next seq."""
         self.seq = self.seq + 1 if self.seq < UINT32_MAX else 1
         msg: Message = {"v": PROTOCOL_VERSION, "seq": self.seq, "ts": dnow, "buf": False}
         msg.update(body)
+        return msg
+
+    def _emit(self, kind: str, body: Message, dnow: int) -> None:
+        msg = self._stamp(body, dnow)
         if self.connected:
             self._out.append((kind, msg))
         else:

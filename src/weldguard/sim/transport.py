@@ -184,6 +184,17 @@ class ChipTransport:
         """Simulate losing (False) or regaining (True) the mobile network. Thread safe."""
         self._network_up = up
 
+    def reboot(self, *, keep_clock: bool = False) -> None:
+        """Simulate a power cycle: the link drops, the core restarts
+        (:meth:`ChipCore.reboot`) and the chip connects again at once. Thread safe."""
+
+        def restart() -> None:
+            if self._socket_open:
+                self._drop_link()
+            self.core.reboot(self.clock(), keep_clock=keep_clock)
+
+        self.call_soon(restart)
+
     @property
     def connected(self) -> bool:
         return self._connected

@@ -512,7 +512,6 @@ class ScanService:
         is queued for the boundary to deliver. Ending an ended session again
         changes nothing and sends nothing."""
         work = self.own_session(user, session_id)
-        was_starting = work.status == SessionStatus.STARTING.value
         ended = self.repo.move_session(
             work.id,
             (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value),
@@ -523,8 +522,9 @@ class ScanService:
         if ended is None:
             return SessionEnd(self.own_session(user, session_id), None)
         work = ended
-        if was_starting and work.unlock_command_id:
-            # The unlock still on its way must not unlock after the end.
+        if work.unlock_command_id:
+            # An unlock still on its way (the scan's, or one re-sent after a chip's
+            # restart while the session was active) must not unlock after the end.
             CommandRepository(self.session).expire_now(work.unlock_command_id, now)
         lock: CommandOrder | None = None
         machine = self.repo.machine(work.machine_id)

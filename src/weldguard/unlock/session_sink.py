@@ -30,12 +30,23 @@ False for a failed session (the chip unlocked under a session the platform gave 
 and for an unknown one, which the AlarmSink raises as ``current_without_session``.
 Build both sinks together::
 
-    sessions = SessionSink()
-    sinks = [CommandSink(...), sessions, AlarmSink(session_known=sessions.session_known)]
+    sessions = SessionSink(device_secrets=secrets)
+    sinks = [CommandSink(secrets), sessions, AlarmSink(session_known=sessions.session_known)]
 
 A session the web process committed is known within about one flush interval
 (``state_flush_ms`` + ``refresh_ms``); a chip reports a session in ``tel`` only after
 it executed the unlock the dispatcher published after that commit.
+
+After a restart of the chip (docs/protocol.md § 6.5; the rules are
+``work_sessions.after_reboot``, carried out by ``unlock/reboot.py``): a live ``hello``
+with ``boot`` true, or a ``locked`` event with ``reason: boot`` naming the session,
+from a chip whose session is ``active`` asks the next write to re-send the unlock (or
+to end the session when it is no longer valid). A chip normally sends both, the
+event usually as a replay after the hello; the signals of one restart (same boot
+count of the live state, within ``LATE_LIVE_MS``) make one request, and the
+database rule makes a second one harmless anyway. After a commit that queued an
+unlock, ``on_commands`` wakes the dispatchers of this process. Without
+``device_secrets`` the sink cannot sign and leaves restarts alone.
 
 Hand-over between threads: ``write`` (database thread) never touches the loop's
 dictionaries; what it read goes through a deque that the loop applies at its next
@@ -46,18 +57,21 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Engine, Float, Table, case, literal, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
 
 from weldguard.db import UTCDateTime
 from weldguard.device.commands import from_ms, to_ms
+from weldguard.device.dispatcher import wake_local_dispatchers
 from weldguard.device.ingest_repository import IngestRepository, arc_threshold_da
 from weldguard.device.live_state import DeviceLive, StateChange
-from weldguard.device.protocol import UpKind
+from weldguard.device.protocol import LATE_LIVE_MS, UpKind
+from weldguard.device.registry import DeviceSecrets
 from weldguard.domain.work_sessions import (
     DEFAULT_SESSION_POLICY,
     NO_ACCRUAL,
@@ -76,6 +90,7 @@ from weldguard.domain.work_sessions import (
     tel_window,
 )
 from weldguard.unlock.models import SessionStatus, WorkSession
+from weldguard.unlock.reboot import DEFAULT_UNLOCK_TTL_S, RebootOutcome, UnlockResender
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +147,15 @@ class SessionUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class RebootSeen:
+    """The chip restarted (at ``boot_ms``) under this active session."""
+
+    session_id: str
+    device_id: str
+    boot_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class LoadedSession:
     id: str
     device_id: str
@@ -143,6 +167,7 @@ class LoadedSession:
 @dataclass(slots=True)
 class SessionWork:
     updates: list[SessionUpdate] = field(default_factory=list)
+    reboots: list[RebootSeen] = field(default_factory=list)
     # Open sessions started at or after this (ms); None: no such read.
     refresh_since_ms: int | None = None
     # The sessions the loop held as open when it asked for a full read (None: no
@@ -176,16 +201,30 @@ class SessionSink:
         full_refresh_ms: int = FULL_REFRESH_MS,
         thresholds_refresh_ms: int = THRESHOLDS_REFRESH_MS,
         closed_retention_ms: int = CLOSED_RETENTION_MS,
+        device_secrets: DeviceSecrets | None = None,
+        unlock_ttl_s: int = DEFAULT_UNLOCK_TTL_S,
+        on_commands: Callable[[], None] | None = None,
     ) -> None:
+        """``device_secrets`` signs the unlocks re-sent after a chip's restart (None:
+        restarts are left alone); ``unlock_ttl_s`` is their lifetime (the setting
+        ``unlock_command_ttl_s``); ``on_commands`` runs on the database thread after a
+        commit that queued one (default: wake this process's dispatchers)."""
         self.policy = policy
         self.refresh_ms = refresh_ms
         self.full_refresh_ms = full_refresh_ms
         self.thresholds_refresh_ms = thresholds_refresh_ms
         self.closed_retention_ms = closed_retention_ms
+        self.device_secrets = device_secrets
+        self.unlock_ttl_s = unlock_ttl_s
+        self.on_commands = on_commands if on_commands is not None else wake_local_dispatchers
         # Loop only.
         self.sessions: dict[str, KnownSession] = {}
         self.open_by_device: dict[str, str] = {}
         self._pending: dict[str, SessionUpdate] = {}
+        self._reboots: list[RebootSeen] = []
+        # session id → (the live state's boot count, receive time) of the last restart
+        # acted on: the further signals of that restart are not a new one.
+        self._boots: dict[str, tuple[int, int]] = {}
         self._thresholds: Mapping[str, int] = {}
         self._default_threshold = arc_threshold_da(None)
         self._refreshed_ms = 0
@@ -196,6 +235,10 @@ class SessionSink:
         self._inbox: deque[_Loaded] = deque()
         self.accrued_windows = 0
         self.unknown_sessions = 0
+        self.reboots_seen = 0
+        # Database thread (counted once committed).
+        self.unlocks_resent = 0
+        self.ended_after_reboot = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -244,7 +287,12 @@ class SessionSink:
         elif kind is UpKind.EVT:
             edge = lock_edge(message, now_ms, live=change.live)
             if edge is not None:
-                self._edge(device_id, edge)
+                self._edge(device_id, edge, state.boot_count, now_ms)
+        elif kind is UpKind.HELLO and change.live and message.get("boot") is True:
+            # Restarted, hence locked (§ 6.5); a hello replayed or late is history.
+            known = self.open_session(device_id)
+            if known is not None and known.status == SessionStatus.ACTIVE.value:
+                self._rebooted(known, now_ms, state.boot_count, now_ms)
 
     def went_offline(self, device_id: str, state: DeviceLive, now_ms: int) -> None:
         # Offline is not the end of a session: the chip keeps welding on its buffer
@@ -274,8 +322,10 @@ class SessionSink:
                 known.arc_s_taken += whole
             work.updates.append(pending)
         self._pending = {}
+        work.reboots, self._reboots = self._reboots, []
         if (
             not work.updates
+            and not work.reboots
             and work.refresh_since_ms is None
             and work.full_refresh is None
             and not work.thresholds
@@ -285,9 +335,22 @@ class SessionSink:
 
     def write(self, engine: Engine, work: SessionWork, now_ms: int) -> None:
         loaded = _Loaded([])
-        with engine.begin() as conn:
+        outcomes: list[RebootOutcome] = []
+        with Session(engine, autoflush=False, expire_on_commit=False) as session, session.begin():
+            conn = session.connection()
             for item in work.updates:
                 _write_update(conn, item)
+            # After the updates: a lock edge observed after the restart has ended the
+            # session already, and the restart then changes nothing.
+            if work.reboots and self.device_secrets is not None:
+                resender = UnlockResender(
+                    session, self.device_secrets, unlock_ttl_s=self.unlock_ttl_s, policy=self.policy
+                )
+                at = from_ms(now_ms)
+                for seen in work.reboots:
+                    outcomes.append(
+                        resender.after_reboot(seen.session_id, seen.device_id, seen.boot_ms, at)
+                    )
             if work.refresh_since_ms is not None:
                 loaded.sessions = _read_open(conn, work.refresh_since_ms)
             if work.full_refresh is not None:
@@ -299,8 +362,28 @@ class SessionSink:
                     loaded.closed = _read_statuses(conn, gone)
         if work.thresholds:
             loaded.thresholds = IngestRepository(engine).load_arc_thresholds()
-        if loaded.sessions or loaded.open_ids is not None or loaded.thresholds is not None:
+        ended = {
+            o.session_id: (SessionStatus.ENDED.value, o.ended_ms)
+            for o in outcomes
+            if o.ended_ms is not None
+        }
+        if ended:
+            loaded.closed = {**loaded.closed, **ended}
+        if (
+            loaded.sessions
+            or loaded.open_ids is not None
+            or loaded.thresholds is not None
+            or loaded.closed
+        ):
             self._inbox.append(loaded)
+        resent = sum(1 for o in outcomes if o.command_id is not None)
+        self.unlocks_resent += resent
+        self.ended_after_reboot += len(ended)
+        if resent:
+            try:
+                self.on_commands()
+            except Exception:
+                log.exception("sessions: on_commands callback failed")
 
     def requeue(self, work: SessionWork) -> None:
         # Older than whatever was observed since: merged under it.
@@ -316,6 +399,7 @@ class SessionSink:
             self._full_refreshed_ms = 0
         if work.thresholds:
             self._thresholds_ms = 0
+        self._reboots[:0] = work.reboots
 
     # ------------------------------------------------------------------ messages
 
@@ -355,7 +439,7 @@ class SessionSink:
         known.fix_ms = position.fix_ms
         self._pending_of(sess).position = position
 
-    def _edge(self, device_id: str, edge: LockEdge) -> None:
+    def _edge(self, device_id: str, edge: LockEdge, boot_count: int, now_ms: int) -> None:
         if edge.sess is not None:
             known = self.sessions.get(edge.sess)
             if known is None:
@@ -377,6 +461,22 @@ class SessionSink:
             at = max(edge.at_ms, known.started_ms)
             self._close(known, SessionStatus.ENDED.value, at)
             self._pending_of(known.id).end_ms = at
+        elif effect is EdgeEffect.REBOOT:
+            self._rebooted(known, edge.at_ms, boot_count, now_ms)
+
+    def _rebooted(self, known: KnownSession, boot_ms: int, boot_count: int, now_ms: int) -> None:
+        if self.device_secrets is None:
+            return
+        seen = self._boots.get(known.id)
+        if seen is not None and seen[0] == boot_count and now_ms - seen[1] < LATE_LIVE_MS:
+            # The same restart's other signal (its hello, then its locked/boot). A
+            # restart whose hello came too late to count as live leaves the boot
+            # count as it was, but then its signals come more than LATE_LIVE_MS
+            # after the previous restart's.
+            return
+        self._boots[known.id] = (boot_count, now_ms)
+        self.reboots_seen += 1
+        self._reboots.append(RebootSeen(known.id, known.device_id, boot_ms))
 
     # ------------------------------------------------------------------ helpers
 
@@ -389,6 +489,7 @@ class SessionSink:
     def _close(self, known: KnownSession, status: str, at_ms: int | None) -> None:
         if self.open_by_device.get(known.device_id) == known.id:
             del self.open_by_device[known.device_id]
+        self._boots.pop(known.id, None)
         if status == SessionStatus.FAILED.value:
             # The platform gave it up: a chip using it is welding without a session.
             self.sessions.pop(known.id, None)
@@ -540,6 +641,7 @@ def _write_update(conn: Connection, item: SessionUpdate) -> None:
 __all__ = [
     "KnownSession",
     "LoadedSession",
+    "RebootSeen",
     "SessionSink",
     "SessionUpdate",
     "SessionWork",

@@ -414,10 +414,16 @@ class SessionSupervisor:
             won = session.execute(
                 claim.values(
                     status=SessionStatus.ENDED.value, ended_at=ended_at, end_reason=reason.value
-                ).execution_options(synchronize_session=False)
-            )
-            if getattr(won, "rowcount", 0) != 1:
+                )
+                .execution_options(synchronize_session=False)
+                .returning(w.unlock_command_id)
+            ).one_or_none()
+            if won is None:
                 return None
+            if won[0]:
+                # An unlock still on its way (re-sent after the chip restarted, see
+                # unlock/reboot.py) would go out before the lock: given up instead.
+                CommandRepository(session).expire_now(won[0], now)
             lock_id = self._queue_lock(session, candidate, reason, now)
             if lock_id:
                 session.execute(
