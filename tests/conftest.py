@@ -73,6 +73,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         argon2_time_cost=1,
         argon2_memory_kib=64,
         login_max_failures=5,
+        # Many apps are built in one test process: none of them may freeze the rest.
+        gc_freeze=False,
     )
 
 

@@ -18,6 +18,7 @@ from weldguard.config import Settings, get_settings
 from weldguard.db import make_engine, make_session_factory
 from weldguard.deps import AppState
 from weldguard.errors import AuthenticationFailed, DomainError, ErrorDetail
+from weldguard.process import freeze_startup_objects
 from weldguard.welder.identity import IdentityVault
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if bus is None and settings.unlock_command_bus:
             bus = own_bus = await start_command_bus(settings, session_factory, wait_s=2.0)
         app.state.weldguard.command_bus = bus
+        if settings.gc_freeze:
+            freeze_startup_objects()
         try:
             yield
         finally:

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
         "`serve` and `api` processes turn it on, tests start it explicitly",
     )
 
+    gc_freeze: bool = Field(
+        default=True,
+        description="Freeze the objects alive after start-up out of Python's cyclic "
+        "garbage collector (weldguard/process.py): no full-collection stalls of ~80 ms "
+        "in long-running processes; tests that build many apps in one process turn it off",
+    )
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url

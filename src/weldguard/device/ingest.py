@@ -791,6 +791,10 @@ def ingest_command(
     settings = get_settings()
     logging.basicConfig(level=settings.log_level)
     url = mqtt_url or settings.mqtt_url or f"mqtt://127.0.0.1:{settings.mqtt_listen_port}"
+    if settings.gc_freeze:
+        from weldguard.process import freeze_startup_objects
+
+        freeze_startup_objects()
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             run_ingest(
