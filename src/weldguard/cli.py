@@ -35,6 +35,8 @@ app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 device_app = typer.Typer(no_args_is_help=True, help="Chips (加芯)")
 app.add_typer(device_app, name="device")
+scans_app = typer.Typer(no_args_is_help=True, help="Scan records (扫码记录)")
+app.add_typer(scans_app, name="scans")
 
 
 def _mount_device_commands() -> None:
@@ -167,6 +169,30 @@ async def _serve(settings: Settings, host: str, port: int, fleet: Path | None) -
             create_app(settings), host=host, port=port, log_level=settings.log_level.lower()
         )
         await uvicorn.Server(config).serve()
+
+
+@scans_app.command("rollup")
+def scans_rollup(
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Also recount every folded day against the scan records (reads them all) "
+            "and fold again the days that differ, e.g. after a bulk load",
+        ),
+    ] = False,
+) -> None:
+    """Fold the completed days of the scan records into the daily rollup the
+    statistics read (serve does it at start and every 10 minutes)."""
+    from weldguard.unlock.scan_rollup import days_text, fold_all
+
+    report = fold_all(_factory(get_settings()), verify=verify)
+    if report.skipped:
+        typer.secho("另一个进程正在汇总扫码记录，请稍后再试", fg=typer.colors.YELLOW, err=True)
+        raise typer.Exit(code=1)
+    typer.echo(f"新汇总：{days_text(report.folded)}；重新汇总：{days_text(report.refolded)}")
+    if report.sectors:
+        typer.echo(f"行业变更的企业：{report.sectors} 家")
 
 
 @user_app.command("create")

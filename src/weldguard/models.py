@@ -7,6 +7,12 @@ from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.report.models import ImportRun
 from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
+from weldguard.unlock.rollup_models import (
+    ScanDayCount,
+    ScanRollupDay,
+    ScanRollupSector,
+    ScanRollupState,
+)
 from weldguard.welder.models import Certificate, Employment, Welder
 
 __all__ = [
@@ -24,7 +30,11 @@ __all__ = [
     "ImportRun",
     "Jurisdiction",
     "Machine",
+    "ScanDayCount",
     "ScanRecord",
+    "ScanRollupDay",
+    "ScanRollupSector",
+    "ScanRollupState",
     "Site",
     "SpecialPeriod",
     "User",

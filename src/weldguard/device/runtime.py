@@ -1,7 +1,8 @@
 """The device side of ``weldguard serve``: the broker (embedded unless
 WELDGUARD_MQTT_URL names one), the ingest worker with its sinks (command acks,
 device alarms), the command dispatcher, and for the demo a fleet of simulated
-chips, all on the server's event loop next to the web application.
+chips, all on the server's event loop next to the web application; also the daily
+rollup of the scan statistics (unlock/scan_rollup.py).
 
 A large installation runs ``weldguard ingest`` processes of its own against
 Mosquitto instead (WELDGUARD_SERVE_DEVICE_WORKERS=false); this module is the
@@ -113,6 +114,7 @@ async def device_runtime(
     try:
         if settings.serve_device_workers:
             _start_workers(runtime, settings, session_factory)
+        _start_scan_rollup(runtime, session_factory)
         if fleet_file is not None:
             ingest = runtime.workers.get("ingest")
             if ingest is not None:
@@ -166,6 +168,17 @@ def _start_workers(
     _spawn(runtime, ingest.run(), "ingest")
     _spawn(runtime, dispatcher.run(), "dispatcher")
     _spawn(runtime, supervisor.run(), "sessions")
+
+
+def _start_scan_rollup(runtime: DeviceRuntime, session_factory: sessionmaker[Session]) -> None:
+    """The daily rollup of the scan statistics, at start and every 10 minutes. Not a
+    device worker: every ``serve`` runs it (its lease lets one process at a time do
+    the work), also where ingest runs in processes of its own."""
+    from weldguard.unlock.scan_rollup import ScanRollup
+
+    rollup = ScanRollup(session_factory)
+    runtime.workers["scan_rollup"] = rollup
+    _spawn(runtime, rollup.run(), "scan-rollup")
 
 
 def _start_fleet(

@@ -12,22 +12,27 @@ counts are ``GROUP BY`` over one index range bounded by the period, per child
 area by the prefix of the path (``substr``), per reason over the blocked rows
 only (the JSON array of codes unnested in SQL), per day by the China day of the
 scan. Lists are newest first, bounded by a period, their totals capped
-(``pagination.COUNT_CAP``). bench/scan_stats.py measures them."""
+(``pagination.COUNT_CAP``). bench/scan_stats.py measures them.
+
+Counts over a long period read the daily rollup (``scan_day_count``, folded by
+unlock/scan_rollup.py) for the days it holds and the raw table for the rest
+(today, yesterday, partial days, days not folded yet), and add them up: the same
+numbers as the raw table alone, a few rows per day instead of every scan."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
-from weldguard.clock import SHANGHAI
+from weldguard.clock import SHANGHAI, local_today
 from weldguard.domain.authorization import ReasonCode
 from weldguard.enterprise.models import Enterprise
 from weldguard.jurisdiction.models import Jurisdiction
@@ -36,6 +41,7 @@ from weldguard.machine.models import Machine
 from weldguard.pagination import COUNT_CAP, MAX_PAGE_SIZE, Page
 from weldguard.report.stats_repository import StatsRepository
 from weldguard.unlock.models import ScanOutcome, ScanRecord, WorkSession
+from weldguard.unlock.rollup_models import ScanDayCount, ScanRollupDay, ScanRollupSector
 from weldguard.welder.models import Welder
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "SessionFilter",
     "SessionRow",
     "breakdown_parent",
+    "china_day",
     "default_period",
     "local_day_bounds",
     "reason_label",
@@ -77,6 +84,23 @@ def local_day_bounds(since: date | None, until: date | None) -> tuple[datetime |
         start(since) if since else None,
         start(until + timedelta(days=1)) if until else None,
     )
+
+
+def china_day(column: Any, dialect: str) -> ColumnElement[Any]:
+    """The China calendar day of a UTC timestamp column, in SQL."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("Asia/Shanghai", column))
+    return func.date(column, f"+{_UTC_OFFSET_HOURS} hours")
+
+
+def _as_date(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def _reason_pattern(code: str) -> str:
+    # The codes are a JSON array of distinct identifiers: the quoted code matches
+    # one element exactly, on both backends.
+    return '%"' + code.replace("%", "").replace("_", "\\_") + '"%'
 
 
 @dataclass(frozen=True)
@@ -190,6 +214,44 @@ def _paginate(
     return rows, min(total, COUNT_CAP), page, size, total > COUNT_CAP
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """Where a filter's scans are counted: runs of China days (first, last, both
+    inclusive) the daily rollup holds, and the rest of the period (the days not
+    folded yet, partial days) as filters over the raw table."""
+
+    folded: tuple[tuple[date, date], ...]
+    raw: tuple[ScanFilter, ...]
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """One source of counts: the raw table (one row per scan) or the rollup."""
+
+    area_path: Any
+    outcome: Any
+    codes: Any  # the JSON text of the reason codes
+    day: Any
+    count: ColumnElement[Any]
+    where: list[ColumnElement[bool]]
+
+
+def _first_full_day(since: datetime) -> date:
+    day = local_today(since)
+    start, _ = local_day_bounds(day, None)
+    return day if start is not None and start >= since else day + timedelta(days=1)
+
+
+def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
 class RecordRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -216,9 +278,7 @@ class RecordRepository:
         if f.outcome:
             where.append(ScanRecord.outcome == f.outcome)
         if f.reason:
-            # The codes are a JSON array of distinct identifiers: the quoted code
-            # matches one element exactly, on both backends.
-            pattern = '%"' + f.reason.replace("%", "").replace("_", "\\_") + '"%'
+            pattern = _reason_pattern(f.reason)
             where.append(cast(ScanRecord.reason_codes, String).like(pattern, escape="\\"))
         if f.since is not None:
             where.append(ScanRecord.scanned_at >= f.since)
@@ -226,14 +286,115 @@ class RecordRepository:
             where.append(ScanRecord.scanned_at < f.until)
         return where
 
+    # --- scans: raw rows or the daily rollup -------------------------------------
+    def _sources(self, scope: Scope, f: ScanFilter) -> _Sources:
+        """The rollup (unlock/scan_rollup.py) holds counts per day, area, sector,
+        outcome and reason codes: it serves area scopes (with or without sectors)
+        and the area, outcome and reason filters. Enterprise and welder scopes,
+        and the enterprise, machine and welder filters, are narrow index ranges on
+        the raw table and stay there."""
+        whole = _Sources((), (f,))
+        if scope.enterprise_id is not None or scope.welder_id is not None:
+            return whole
+        if not scope.everything and scope.area_path is None:
+            return whole
+        if f.enterprise_id is not None or f.machine_id is not None or f.welder_id is not None:
+            return whole
+        stmt = select(ScanRollupDay.day).order_by(ScanRollupDay.day)
+        if f.since is not None:
+            stmt = stmt.where(ScanRollupDay.day >= _first_full_day(f.since))
+        if f.until is not None:
+            stmt = stmt.where(ScanRollupDay.day < local_today(f.until))
+        days = [_as_date(d) for d in self.session.scalars(stmt)]
+        if not days:
+            return whole
+        if not scope.everything and scope.sectors is not None and self._sectors_moved(scope):
+            return whole
+        runs = _runs(days)
+        raw: list[ScanFilter] = []
+        cursor = f.since
+        for first, last in runs:
+            start, end = local_day_bounds(first, last)
+            assert start is not None and end is not None
+            if cursor is None or cursor < start:
+                raw.append(replace(f, since=cursor, until=start))
+            cursor = end
+        if f.until is None or (cursor is not None and cursor < f.until):
+            raw.append(replace(f, since=cursor, until=f.until))
+        return _Sources(tuple(runs), tuple(raw))
+
+    def _sectors_moved(self, scope: Scope) -> bool:
+        """Whether an enterprise moved into or out of the scope's sectors since its
+        scans were folded (the rollup catches up at its next run; until then the
+        raw table, which follows the current sector, answers)."""
+        sectors = sorted(scope.sectors or ())
+        t = ScanRollupSector
+        stmt = (
+            select(t.enterprise_id)
+            .join(Enterprise, Enterprise.id == t.enterprise_id)
+            .where(
+                Enterprise.sector != t.sector,
+                or_(Enterprise.sector.in_(sectors), t.sector.in_(sectors)),
+            )
+            .limit(1)
+        )
+        return self.session.scalar(stmt) is not None
+
+    def _rollup_where(
+        self, scope: Scope, f: ScanFilter, runs: Sequence[tuple[date, date]]
+    ) -> list[ColumnElement[bool]]:
+        """``_scan_where`` over the rollup, for the folded days."""
+        d = ScanDayCount
+        where = [or_(*[and_(d.day >= first, d.day <= last) for first, last in runs])]
+        if not scope.everything:
+            assert scope.area_path is not None
+            where.append(within(d.area_path, scope.area_path))
+            if scope.sectors is not None:
+                where.append(d.sector.in_(sorted(scope.sectors)))
+        if f.area_path:
+            where.append(within(d.area_path, f.area_path))
+        if f.outcome:
+            where.append(d.outcome == f.outcome)
+        if f.reason:
+            where.append(d.reason_codes.like(_reason_pattern(f.reason), escape="\\"))
+        return where
+
+    def _columns(self, scope: Scope, f: ScanFilter) -> list[_Columns]:
+        """The sources of ``f``'s counts; their counts add up."""
+        sources = self._sources(scope, f)
+        out = [
+            _Columns(
+                area_path=ScanRecord.area_path,
+                outcome=ScanRecord.outcome,
+                codes=cast(ScanRecord.reason_codes, String),
+                day=self._day_expression(),
+                count=func.count(),
+                where=self._scan_where(scope, part),
+            )
+            for part in sources.raw
+        ]
+        if sources.folded:
+            d = ScanDayCount
+            out.append(
+                _Columns(
+                    area_path=d.area_path,
+                    outcome=d.outcome,
+                    codes=d.reason_codes,
+                    day=d.day,
+                    count=func.sum(d.count),
+                    where=self._rollup_where(scope, f, sources.folded),
+                )
+            )
+        return out
+
     # --- scans: counts ----------------------------------------------------------
     def scan_totals(self, scope: Scope, f: ScanFilter) -> OutcomeCounts:
-        stmt = (
-            select(ScanRecord.outcome, func.count())
-            .where(*self._scan_where(scope, f))
-            .group_by(ScanRecord.outcome)
-        )
-        return OutcomeCounts.of({outcome: n for outcome, n in self.session.execute(stmt).all()})
+        counts: dict[str, int] = defaultdict(int)
+        for c in self._columns(scope, f):
+            stmt = select(c.outcome, c.count).where(*c.where).group_by(c.outcome)
+            for outcome, n in self.session.execute(stmt).all():
+                counts[outcome] += int(n)
+        return OutcomeCounts.of(counts)
 
     def scan_counts_by_node(
         self, scope: Scope, f: ScanFilter, nodes: Sequence[Jurisdiction]
@@ -243,29 +404,46 @@ class RecordRepository:
         by_length: dict[int, dict[str, int]] = defaultdict(dict)
         for node in nodes:
             by_length[len(node.path)][node.path] = node.id
-        raw: dict[int, dict[str, int]] = defaultdict(dict)
-        where = self._scan_where(scope, f)
-        for length, paths in by_length.items():
-            prefix = func.substr(ScanRecord.area_path, 1, length)
-            lowest, highest = min(paths), max(paths)
-            stmt = (
-                select(prefix, ScanRecord.outcome, func.count())
-                .where(
-                    *where,
-                    ScanRecord.area_path >= lowest,
-                    ScanRecord.area_path < highest[:-1] + "0",
+        raw: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for c in self._columns(scope, f) if nodes else []:
+            for length, paths in by_length.items():
+                prefix = func.substr(c.area_path, 1, length)
+                lowest, highest = min(paths), max(paths)
+                stmt = (
+                    select(prefix, c.outcome, c.count)
+                    .where(*c.where, c.area_path >= lowest, c.area_path < highest[:-1] + "0")
+                    .group_by(prefix, c.outcome)
                 )
-                .group_by(prefix, ScanRecord.outcome)
-            )
-            for path, outcome, n in self.session.execute(stmt).all():
-                node_id = paths.get(path)
-                if node_id is not None:
-                    raw[node_id][outcome] = n
+                for path, outcome, n in self.session.execute(stmt).all():
+                    node_id = paths.get(path)
+                    if node_id is not None:
+                        raw[node_id][outcome] += int(n)
         return {node.id: OutcomeCounts.of(raw.get(node.id, {})) for node in nodes}
 
     def blocked_by_reason(self, scope: Scope, f: ScanFilter) -> list[tuple[str, int]]:
         """Blocked scans per reason code, most frequent first. A scan blocked for
         two reasons counts under both."""
+        per_reason: dict[str, int] = defaultdict(int)
+        sources = self._sources(scope, f)
+        for part in sources.raw:
+            for code, n in self._raw_blocked_by_reason(scope, part):
+                per_reason[code] += n
+        if sources.folded:
+            d = ScanDayCount
+            stmt = (
+                select(d.reason_codes, func.sum(d.count))
+                .where(
+                    *self._rollup_where(scope, f, sources.folded),
+                    d.outcome == ScanOutcome.BLOCKED.value,
+                )
+                .group_by(d.reason_codes)
+            )
+            for text, n in self.session.execute(stmt).all():
+                for code in json.loads(text) if text else []:
+                    per_reason[str(code)] += int(n)
+        return sorted(per_reason.items(), key=lambda item: (-item[1], _code_order(item[0])))
+
+    def _raw_blocked_by_reason(self, scope: Scope, f: ScanFilter) -> list[tuple[str, int]]:
         where = [*self._scan_where(scope, f), ScanRecord.outcome == ScanOutcome.BLOCKED.value]
         if self._dialect == "postgresql":
             elements = func.json_array_elements_text(ScanRecord.reason_codes).table_valued("value")
@@ -279,22 +457,16 @@ class RecordRepository:
             .where(*where)
             .group_by(code)
         )
-        counts = [(str(c), int(n)) for c, n in self.session.execute(stmt).all()]
-        return sorted(counts, key=lambda item: (-item[1], _code_order(item[0])))
+        return [(str(c), int(n)) for c, n in self.session.execute(stmt).all()]
 
     def scans_by_day(self, scope: Scope, f: ScanFilter) -> list[DayCounts]:
         """Counts per China calendar day, oldest first; days without scans are
         left out (the caller fills the gaps if it draws a chart)."""
-        day = self._day_expression()
-        stmt = (
-            select(day, ScanRecord.outcome, func.count())
-            .where(*self._scan_where(scope, f))
-            .group_by(day, ScanRecord.outcome)
-        )
-        raw: dict[date, dict[str, int]] = defaultdict(dict)
-        for value, outcome, n in self.session.execute(stmt).all():
-            key = value if isinstance(value, date) else date.fromisoformat(str(value))
-            raw[key][outcome] = n
+        raw: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for c in self._columns(scope, f):
+            stmt = select(c.day, c.outcome, c.count).where(*c.where).group_by(c.day, c.outcome)
+            for value, outcome, n in self.session.execute(stmt).all():
+                raw[_as_date(value)][outcome] += int(n)
         return [DayCounts(d, OutcomeCounts.of(raw[d])) for d in sorted(raw)]
 
     def scan_rollup(
@@ -305,47 +477,40 @@ class RecordRepository:
         outcome and, for blocked scans only, the list of reason codes as text (a
         few combinations), decoded here. The separate queries above read the
         range three times; at a year of a province's scans that is the cost."""
-        where = self._scan_where(scope, f)
         paths: dict[str, int] = {node.path: node.id for node in nodes}
         lengths = {len(path) for path in paths}
-        if len(lengths) == 1:
-            area_key: ColumnElement[Any] = func.substr(ScanRecord.area_path, 1, lengths.pop())
-        elif paths:
-            area_key = case(
-                *[(within(ScanRecord.area_path, p), p) for p in paths],  # type: ignore[arg-type]
-                else_=None,
-            )
-        else:
-            area_key = literal(None)
-        day = self._day_expression()
-        blocked = ScanRecord.outcome == ScanOutcome.BLOCKED.value
-        codes = case((blocked, cast(ScanRecord.reason_codes, String)), else_=None)
-        stmt = (
-            select(day, area_key, ScanRecord.outcome, codes, func.count())
-            .where(*where)
-            .group_by(day, area_key, ScanRecord.outcome, codes)
-        )
         per_day: dict[date, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         per_node: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         per_reason: dict[str, int] = defaultdict(int)
-        for value, prefix, outcome, text, n in self.session.execute(stmt).all():
-            key = value if isinstance(value, date) else date.fromisoformat(str(value))
-            per_day[key][outcome] += n
-            node_id = paths.get(prefix) if prefix is not None else None
-            if node_id is not None:
-                per_node[node_id][outcome] += n
-            if text:
-                for code in json.loads(text):
-                    per_reason[str(code)] += n
+        for c in self._columns(scope, f):
+            if len(lengths) == 1:
+                area_key: ColumnElement[Any] = func.substr(c.area_path, 1, next(iter(lengths)))
+            elif paths:
+                area_key = case(*[(within(c.area_path, p), p) for p in paths], else_=None)
+            else:
+                area_key = literal(None)
+            blocked = c.outcome == ScanOutcome.BLOCKED.value
+            codes = case((blocked, c.codes), else_=None)
+            stmt = (
+                select(c.day, area_key, c.outcome, codes, c.count)
+                .where(*c.where)
+                .group_by(c.day, area_key, c.outcome, codes)
+            )
+            for value, prefix, outcome, text, n in self.session.execute(stmt).all():
+                per_day[_as_date(value)][outcome] += int(n)
+                node_id = paths.get(prefix) if prefix is not None else None
+                if node_id is not None:
+                    per_node[node_id][outcome] += int(n)
+                if text:
+                    for code in json.loads(text):
+                        per_reason[str(code)] += int(n)
         days = {d: OutcomeCounts.of(c) for d, c in per_day.items()}
         by_node = {node.id: OutcomeCounts.of(per_node.get(node.id, {})) for node in nodes}
         reasons = sorted(per_reason.items(), key=lambda item: (-item[1], _code_order(item[0])))
         return days, by_node, reasons
 
     def _day_expression(self) -> ColumnElement[Any]:
-        if self._dialect == "postgresql":
-            return func.date(func.timezone("Asia/Shanghai", ScanRecord.scanned_at))
-        return func.date(ScanRecord.scanned_at, f"+{_UTC_OFFSET_HOURS} hours")
+        return china_day(ScanRecord.scanned_at, self._dialect)
 
     # --- scans: lists -------------------------------------------------------------
     def scan_page(self, scope: Scope, f: ScanFilter, page: int, size: int) -> Page[ScanRow]:
