@@ -7,6 +7,7 @@ from weldguard.device.endpoints import router as command_router
 from weldguard.enterprise.endpoints import router as enterprise_router
 from weldguard.jurisdiction.endpoints import router as jurisdiction_router
 from weldguard.machine.endpoints import router as machine_router
+from weldguard.permit.calendar_endpoints import router as calendar_router
 from weldguard.report.endpoints import router as report_router
 from weldguard.unlock.endpoints import router as unlock_router
 from weldguard.welder.endpoints import router as welder_router
@@ -21,5 +22,6 @@ for area_router in (
     report_router,
     command_router,
     unlock_router,
+    calendar_router,
 ):
     router.include_router(area_router)

@@ -37,6 +37,8 @@ device_app = typer.Typer(no_args_is_help=True, help="Chips (加芯)")
 app.add_typer(device_app, name="device")
 scans_app = typer.Typer(no_args_is_help=True, help="Scan records (扫码记录)")
 app.add_typer(scans_app, name="scans")
+calendar_app = typer.Typer(no_args_is_help=True, help="Holiday calendar (节假日安排)")
+app.add_typer(calendar_app, name="calendar")
 
 
 def _mount_device_commands() -> None:
@@ -91,7 +93,8 @@ def db_upgrade(revision: str = "head") -> None:
 
 @seed_app.command("reference")
 def seed_reference() -> None:
-    """Departments and the demo regions' jurisdiction tree."""
+    """Departments, the demo regions' jurisdiction tree and the built-in holiday
+    calendar (a year already entered is left alone)."""
     from weldguard.seed.reference import load_reference
 
     with transaction(_factory(get_settings())) as session:
@@ -413,6 +416,49 @@ def device_bind(
         _fail(exc)
         return
     typer.echo(f"芯片 {device_id} 已安装到焊机 {machine.upper()}")
+
+
+@calendar_app.command("import")
+def calendar_import_command(
+    file: Path,
+    year: Annotated[
+        int | None,
+        typer.Option(help="The notice's year (default: the year most of the dates fall in)"),
+    ] = None,
+) -> None:
+    """Import a year's 节假日安排 (CSV or xlsx with 日期, 类型, 名称): replaces that
+    year's days, all or nothing."""
+    from weldguard.permit.calendar_service import CalendarService
+
+    content = _read(file)
+    try:
+        with transaction(_factory(get_settings())) as session:
+            result = CalendarService(session).import_file(
+                OPERATOR_SCOPE, content, file.name, "命令行", utcnow(), year=year
+            )
+    except DomainError as exc:
+        _fail(exc)
+        return
+    for line in result.summary_lines():
+        typer.echo(line)
+
+
+@calendar_app.command("export")
+def calendar_export_command(
+    file: Path,
+    year: Annotated[int | None, typer.Option(help="One year (default: every year)")] = None,
+) -> None:
+    """Export the 节假日安排 as xlsx, or as CSV when FILE ends in .csv."""
+    from weldguard.permit.calendar_service import CalendarService
+
+    try:
+        with transaction(_factory(get_settings())) as session:
+            content = CalendarService(session).export(year, file.name)
+    except DomainError as exc:
+        _fail(exc)
+        return
+    file.write_bytes(content)
+    typer.echo(f"已导出到 {file}")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from weldguard.device.models import DeviceAlarm, DeviceCommand, DeviceMessage, D
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
+from weldguard.permit.calendar_models import CalendarDay
 from weldguard.report.models import ImportRun
 from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
 from weldguard.unlock.rollup_models import (
@@ -17,6 +18,7 @@ from weldguard.welder.models import Certificate, Employment, Welder
 
 __all__ = [
     "AccessToken",
+    "CalendarDay",
     "Certificate",
     "Chip",
     "ChipBinding",

@@ -1,12 +1,17 @@
-"""Reference data every installation needs: departments and the demo regions."""
+"""Reference data every installation needs: departments, the demo regions and
+the built-in holiday calendar (节假日安排)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy.orm import Session
 
+from weldguard.db import utcnow
 from weldguard.jurisdiction.models import Jurisdiction
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.jurisdiction.service import add_node, ensure_departments
+from weldguard.permit.calendar_seed import seed_calendar
 from weldguard.seed.places import PLACES
 
 
@@ -21,6 +26,8 @@ def load_places(session: Session) -> dict[str, Jurisdiction]:
     return nodes
 
 
-def load_reference(session: Session) -> dict[str, Jurisdiction]:
+def load_reference(session: Session, now: datetime | None = None) -> dict[str, Jurisdiction]:
     ensure_departments(session)
+    # Years an admin has entered are left alone (see permit.calendar_seed).
+    seed_calendar(session, now or utcnow())
     return load_places(session)

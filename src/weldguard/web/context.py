@@ -114,6 +114,7 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
     items.extend(oversight)
     if role == Role.ADMIN:
         items.append(NavItem("install", "绑定芯片", "/install"))
+        items.append(NavItem("calendar", "节假日安排", "/admin/calendar"))
     if can_import(scope):
         items.append(NavItem("imports", "导入", "/imports"))
     return items

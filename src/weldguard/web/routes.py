@@ -3,6 +3,7 @@
 from fastapi import APIRouter
 
 from weldguard.web.pages_auth import router as auth_router
+from weldguard.web.pages_calendar import router as calendar_router
 from weldguard.web.pages_device import router as device_router
 from weldguard.web.pages_home import router as home_router
 from weldguard.web.pages_import import router as import_router
@@ -20,3 +21,4 @@ router.include_router(device_router)
 router.include_router(labels_router)
 router.include_router(unlock_router)
 router.include_router(scan_router)
+router.include_router(calendar_router)
