@@ -86,7 +86,7 @@ CROWDED_PLACE_SECTOR = "人员密集场所"
 RETIRED_MACHINE_STATUS = "retired"
 IN_PRODUCTION = "在产"
 
-_PROCESS_LABELS: dict[str, str] = {
+PROCESS_LABELS: dict[str, str] = {
     "manual_arc": "焊条电弧焊",
     "mig_mag": "熔化极气体保护焊(MIG/MAG)",
     "tig": "钨极氩弧焊(TIG)",
@@ -101,7 +101,7 @@ _ARC_AND_GAS_WELDING = frozenset(
     {"manual_arc", "mig_mag", "tig", "submerged_arc", "gas_welding"}
 )  # fusion welding
 _CUTTING = frozenset({"plasma_cutting", "gas_cutting"})  # thermal cutting
-_ALL_PROCESSES = frozenset(_PROCESS_LABELS)
+_ALL_PROCESSES = frozenset(PROCESS_LABELS)
 
 
 # --------------------------------------------------------------------------
@@ -676,6 +676,10 @@ class PermitFacts:
     machine_ids: frozenset[int]
     site_id: int | None = None
     crowded_place_exception: bool = False
+    # What the permit's own rules found wrong for this scan that the checks below
+    # cannot see (the machine outside the hot spot's 10 m, or without a fix), in
+    # plain Chinese: domain/permits/unlock.permit_facts fills it from covers().
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -919,7 +923,7 @@ def _machine_site_here(request: ScanRequest) -> int | None:
 
 
 def _process_label(process: str) -> str:
-    return _PROCESS_LABELS.get(process, process)
+    return PROCESS_LABELS.get(process, process)
 
 
 def _check_certificates(
@@ -948,7 +952,7 @@ def _check_certificates(
         return
 
     machine = request.machine
-    if machine.process not in _PROCESS_LABELS:
+    if machine.process not in PROCESS_LABELS:
         denials.append(
             _reason(
                 ReasonCode.UNKNOWN_PROCESS,
@@ -1286,6 +1290,7 @@ def _permit_problems(
         permit.site_id is not None and site_id is not None and permit.site_id != site_id
     ):
         problems.append("动火地点与焊机所在地点不符")
+    problems.extend(permit.problems)
     return problems
 
 
