@@ -543,3 +543,36 @@ def test_dispatcher_logs_in_as_the_platform_unless_the_url_says_otherwise() -> N
         "ops",
         "p@ss",
     )
+
+
+def test_a_fleet_of_hellos_takes_a_handful_of_statements(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """A whole fleet reconnecting: one batch of hellos is answered with a fixed
+    number of statements, each chip gets its one time command, and a chip with
+    one open already gets no second."""
+    from sqlalchemy import event
+
+    from tests.unlock.test_scan_service import live_machine
+
+    chips = [live_machine(db, settings, world)[1] for _ in range(6)]
+    service = CommandService(db, DeviceSecrets(settings.resolved_secret_key()))
+    service.devices_said_hello(chips[:1], NOW)
+    db.commit()
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2].split(None, 1)[0].upper())
+
+    engine = db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        service.devices_said_hello([*chips, "WGNOSUCHCHIP"], NOW + S)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    db.commit()
+    assert len(seen) <= 5, seen
+    times = db.scalars(
+        select(DeviceCommand).where(DeviceCommand.cmd == "time", DeviceCommand.device_id.in_(chips))
+    ).all()
+    assert sorted(c.device_id for c in times) == sorted(chips)

@@ -94,29 +94,30 @@ class CommandSink:
     def write(self, engine: Engine, work: Any, now_ms: int) -> None:
         seen: list[_Seen] = work
         counts = {outcome: 0 for outcome in AckOutcome}
-        hellos = 0
+        hello_devices: list[str] = []
         with Session(engine, expire_on_commit=False, autoflush=False) as session:
             service = CommandService(session, self.secrets)
             for item in seen:
-                if item.ack is not None:
-                    received_at = from_ms(item.received_ms)
-                    outcome = service.record_ack(item.device_id, item.ack, received_at)
-                    counts[outcome] += 1
-                    if outcome is AckOutcome.UNKNOWN:
-                        log.warning(
-                            "commands: ack from %s for unknown command id %.*r",
-                            item.device_id,
-                            _LOG_LIMIT,
-                            str(item.ack.get("id")),
-                        )
-                else:
-                    hellos += 1
-                    # The time command is signed now, not when the hello arrived: its
-                    # ``now`` sets the chip's clock, so it should be as fresh as it can.
-                    service.device_said_hello(
-                        item.device_id, from_ms(now_ms), sync_clock=self.sync_clock_on_hello
+                if item.ack is None:
+                    hello_devices.append(item.device_id)
+                    continue
+                received_at = from_ms(item.received_ms)
+                outcome = service.record_ack(item.device_id, item.ack, received_at)
+                counts[outcome] += 1
+                if outcome is AckOutcome.UNKNOWN:
+                    log.warning(
+                        "commands: ack from %s for unknown command id %.*r",
+                        item.device_id,
+                        _LOG_LIMIT,
+                        str(item.ack.get("id")),
                     )
+            # The time commands are signed now, not when the hellos arrived: their
+            # ``now`` sets the chips' clocks, so they should be as fresh as they can.
+            service.devices_said_hello(
+                hello_devices, from_ms(now_ms), sync_clock=self.sync_clock_on_hello
+            )
             session.commit()
+        hellos = len(hello_devices)
         # Counted once committed: a failed batch comes back through requeue.
         self.acks += counts[AckOutcome.RECORDED]
         self.duplicate_acks += counts[AckOutcome.DUPLICATE]

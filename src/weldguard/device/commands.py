@@ -26,7 +26,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -327,6 +327,10 @@ class CommandRepository:
         self.session.flush()
         return command
 
+    def add_unflushed(self, command: DeviceCommand) -> DeviceCommand:
+        self.session.add(command)
+        return command
+
     def add_if_free(self, command: DeviceCommand) -> bool:
         """Writes a command created in flight (status ``sent``) unless its device
         has one in flight already (``uq_device_command_in_flight``): False then."""
@@ -350,6 +354,30 @@ class CommandRepository:
                 DeviceCommand.status == CommandStatus.SENT.value,
             )
         ).one_or_none()
+
+    def chips_with_machine(self, device_ids: Collection[str]) -> list[tuple[Chip, int | None]]:
+        """The chips of these devices, each with the machine of its open binding
+        (None when it is fitted to none), in one query."""
+        rows = self.session.execute(
+            select(Chip, ChipBinding.machine_id)
+            .outerjoin(
+                ChipBinding,
+                and_(ChipBinding.chip_id == Chip.id, ChipBinding.removed_at.is_(None)),
+            )
+            .where(Chip.device_id.in_(device_ids))
+        )
+        return [(chip, machine_id) for chip, machine_id in rows]
+
+    def open_commands_of(self, device_ids: Collection[str]) -> list[DeviceCommand]:
+        """Every queued or sent command of these devices, as the database has them."""
+        return list(
+            self.session.scalars(
+                _fresh(select(DeviceCommand)).where(
+                    DeviceCommand.device_id.in_(device_ids),
+                    DeviceCommand.status.in_(OPEN_STATUSES),
+                )
+            )
+        )
 
     def for_ack(self, device_id: str, command_id: str) -> DeviceCommand | None:
         # The device must match: a chip can only answer for its own commands.
@@ -488,12 +516,12 @@ class CommandRepository:
         )
         return cast(CursorResult[Any], result).rowcount == 1
 
-    def republish_now(self, device_id: str, now: datetime) -> int:
-        """Everything open for the device becomes due at once (after its hello)."""
+    def republish_now(self, device_ids: Collection[str], now: datetime) -> int:
+        """Everything open for the devices becomes due at once (after their hello)."""
         result = self.session.execute(
             update(DeviceCommand)
             .where(
-                DeviceCommand.device_id == device_id,
+                DeviceCommand.device_id.in_(device_ids),
                 DeviceCommand.status.in_(OPEN_STATUSES),
                 DeviceCommand.expires_at > now,
                 DeviceCommand.next_attempt_at > now,
@@ -641,6 +669,8 @@ class CommandService:
         requested_by: int | None,
         reason: str,
         send_now: bool = False,
+        *,
+        flush: bool = True,
     ) -> DeviceCommand:
         if chip.secret_encrypted is None:
             raise Conflict(f"芯片 {chip.device_id} 尚未签发密钥，无法签名命令")
@@ -683,11 +713,11 @@ class CommandService:
             # The in-flight index refuses it when the device has a command out.
             if self.repo.add_if_free(claimed):
                 return claimed
-        return self.repo.add(
-            DeviceCommand(
-                **fields, status=CommandStatus.QUEUED.value, attempts=0, next_attempt_at=now
-            )
+        queued = DeviceCommand(
+            **fields, status=CommandStatus.QUEUED.value, attempts=0, next_attempt_at=now
         )
+        # Unflushed: a caller issuing many at once flushes them as one INSERT.
+        return self.repo.add(queued) if flush else self.repo.add_unflushed(queued)
 
     # --- delivery -------------------------------------------------------------
     def due(self, now: datetime, limit: int = 100) -> list[DeviceCommand]:
@@ -756,18 +786,48 @@ class CommandService:
         return AckOutcome.RECORDED
 
     def device_said_hello(self, device_id: str, now: datetime, *, sync_clock: bool = True) -> None:
-        """§ 6.2 / § 13: answer a hello with ``time`` (when ``sync_clock``), then
-        re-publish whatever is open for the device at once."""
+        self.devices_said_hello([device_id], now, sync_clock=sync_clock)
+
+    def devices_said_hello(
+        self, device_ids: Collection[str], now: datetime, *, sync_clock: bool = True
+    ) -> None:
+        """§ 6.2 / § 13: answer each hello with ``time`` (when ``sync_clock``), then
+        re-publish whatever is open for the devices at once.
+
+        A fixed handful of statements for any number of hellos: when a whole fleet
+        reconnects (a broker restart, the morning power-on) the ingest worker's
+        database thread gets thousands of hellos in a batch, and a few statements
+        per hello kept it busy for a minute, the live state unflushed meanwhile."""
+        devices = sorted(set(device_ids))
+        if not devices:
+            return
         if sync_clock:
-            chip = self.repo.chip_by_device_id(device_id)
-            if chip is not None and chip.secret_encrypted is not None:
-                in_flight = self.repo.in_flight(device_id)
-                if in_flight is not None and in_flight.cmd != "time":
+            open_commands = self.repo.open_commands_of(devices)
+            has_time = {c.device_id for c in open_commands if c.cmd == "time"}
+            for command in open_commands:
+                if command.status == CommandStatus.SENT.value and command.cmd != "time":
                     # Step aside so the time command is published first.
-                    in_flight.status = CommandStatus.QUEUED.value
-                    self.session.flush()
-                self.issue_time(chip, now, reason="hello")
-        self.repo.republish_now(device_id, now)
+                    command.status = CommandStatus.QUEUED.value
+            for chip, machine_id in self.repo.chips_with_machine(devices):
+                if chip.secret_encrypted is None or chip.device_id in has_time:
+                    continue
+                has_time.add(chip.device_id)
+                try:
+                    self._issue_signed(
+                        chip,
+                        machine_id,
+                        "time",
+                        {"now": to_ms(now)},
+                        TIME_TTL_MS,
+                        now,
+                        None,
+                        "hello",
+                        flush=False,
+                    )
+                except Conflict:
+                    log.warning("device %s: no usable secret, cannot send time", chip.device_id)
+            self.session.flush()
+        self.repo.republish_now(devices, now)
         self.session.flush()
 
 
