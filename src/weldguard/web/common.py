@@ -178,6 +178,17 @@ def int_param(value: str | None) -> int | None:
     return number if number > 0 else None
 
 
+def date_param(value: str | None) -> date | None:
+    """An ISO date parameter (YYYY-MM-DD); None when empty or malformed."""
+    text = text_param(value, 10)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
 def bool_param(value: str | None) -> bool | None:
     if value in ("1", "true", "yes", "是"):
         return True

@@ -26,7 +26,7 @@ from weldguard.permit.calendar_service import (
     CalendarImport,
     CalendarService,
 )
-from weldguard.web.common import int_param, render, text_param
+from weldguard.web.common import date_param, int_param, render
 from weldguard.web.context import PageViewer, Viewer
 from weldguard.web.csrf import verify_csrf
 from weldguard.web.pages_import import _read_upload, xlsx_response
@@ -48,16 +48,6 @@ def _year(viewer: Viewer, raw: str | None) -> int:
     if year is None or not YEAR_MIN <= year <= YEAR_MAX:
         raise invalid("year", f"年份须在 {YEAR_MIN}–{YEAR_MAX} 之间")
     return year
-
-
-def _day_param(raw: str | None) -> date | None:
-    text = text_param(raw, 10)
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
 
 
 @dataclass
@@ -127,9 +117,9 @@ def calendar_page(
 ) -> Response:
     _require_admin(viewer)
     message = ""
-    if (day := _day_param(saved)) is not None:
+    if (day := date_param(saved)) is not None:
         message = f"已保存 {day.isoformat()}。"
-    elif (day := _day_param(deleted)) is not None:
+    elif (day := date_param(deleted)) is not None:
         message = f"已删除 {day.isoformat()}，该日按周末规则计算。"
     return _page(request, viewer, session, _year(viewer, year), message=message)
 

@@ -45,6 +45,7 @@ from weldguard.unlock.special_periods import (
 )
 from weldguard.web.common import (
     choice_param,
+    date_param,
     filter_enterprise,
     int_param,
     is_htmx,
@@ -99,16 +100,6 @@ def _require_welder(viewer: Viewer) -> None:
         raise PermissionDenied("该页面仅供焊工本人查看")
 
 
-def _date_param(value: str | None) -> date | None:
-    text = text_param(value, 10)
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
 @dataclass(frozen=True)
 class Period:
     since: date
@@ -123,8 +114,8 @@ def _period(viewer: Viewer, params: Mapping[str, str]) -> Period:
     """The days asked for (bad or reversed dates fall back to the default, a span
     longer than 400 days is cut)."""
     first, last = default_period(viewer.today)
-    since = _date_param(params.get("since")) or first
-    until = _date_param(params.get("until")) or last
+    since = date_param(params.get("since")) or first
+    until = date_param(params.get("until")) or last
     if until < since:
         since, until = first, last
     if (until - since).days >= MAX_PERIOD_DAYS:
