@@ -8,7 +8,7 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import DateTime, Engine, Insert, MetaData, Table, bindparam, create_engine, event
 from sqlalchemy import inspect as sa_inspect
@@ -84,9 +84,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     # psycopg prepares a statement server-side after five runs, and PostgreSQL may
     # then keep a generic plan for "IN (500 parameters)" that is 15x slower than
-    # the custom one; never preparing keeps every plan custom.
-    connect_args = {"prepare_threshold": None, **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    # the custom one: a threshold never reached keeps every plan custom, except for
+    # the statements marked PREPARED below (None would refuse those too).
+    connect_args = {"prepare_threshold": 2**31 - 1, **kwargs.pop("connect_args", {})}
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    event.listen(engine, "do_execute", _prepare_marked)
+    return engine
+
+
+# An execution option: statements of a hot path that are prepared server-side all
+# the same (their plan is the same every time, and PostgreSQL spends longer
+# planning the scan's joined read than executing it).
+PREPARED = "weldguard_prepared"
+
+
+def _prepare_marked(
+    cursor: Any, statement: str, parameters: Any, context: Any
+) -> Literal[True] | None:
+    if context is not None and context.execution_options.get(PREPARED):
+        cursor.execute(statement, parameters, prepare=True)
+        return True
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -176,4 +194,5 @@ def _insert_unless_taken(table: Table, dialect: str, columns: frozenset[str]) ->
         .values({key: bindparam(key, type_=table.c[key].type) for key in sorted(columns)})
         .on_conflict_do_nothing()
         .returning(*table.columns)
+        .execution_options(**{PREPARED: True})
     )

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from weldguard.auth.models import AccessToken, User
-from weldguard.db import UTCDateTime
+from weldguard.db import PREPARED, UTCDateTime
 from weldguard.welder.models import Welder
 
 
@@ -80,4 +80,5 @@ _LIVE_WITH_USER = (
         AccessToken.revoked_at.is_(None),
         AccessToken.expires_at > bindparam("now", type_=UTCDateTime()),
     )
+    .execution_options(**{PREPARED: True})
 )

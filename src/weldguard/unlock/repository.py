@@ -9,7 +9,7 @@ from sqlalchemy import CursorResult, Select, and_, bindparam, or_, select, updat
 from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
-from weldguard.db import UTCDateTime, insert_unless_taken
+from weldguard.db import PREPARED, UTCDateTime, insert_unless_taken
 from weldguard.device.models import DeviceCommand, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, ChipBinding, Machine
@@ -323,6 +323,7 @@ _SCAN_PLACE = (
     )
     .where(Machine.code == bindparam("code"))
     .order_by(ChipBinding.id, SpecialPeriod.starts_at, SpecialPeriod.id)
+    .execution_options(**{PREPARED: True})
 )
 _WELDER_FACTS = (
     select(Certificate, Employment, WorkSession)
@@ -349,7 +350,7 @@ _WELDER_FACTS = (
         WorkSession.id,
     )
     # Sessions are changed by other processes: as the database has them.
-    .execution_options(populate_existing=True)
+    .execution_options(populate_existing=True, **{PREPARED: True})
 )
 
 
