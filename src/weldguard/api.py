@@ -5,9 +5,12 @@ from fastapi import APIRouter
 from weldguard.auth.endpoints import router as auth_router
 from weldguard.device.endpoints import router as command_router
 from weldguard.enterprise.endpoints import router as enterprise_router
+from weldguard.filing.endpoints import router as filing_router
 from weldguard.jurisdiction.endpoints import router as jurisdiction_router
 from weldguard.machine.endpoints import router as machine_router
 from weldguard.permit.calendar_endpoints import router as calendar_router
+from weldguard.permit.endpoints import router as permit_router
+from weldguard.permit.mobile_endpoints import router as mobile_job_router
 from weldguard.report.endpoints import router as report_router
 from weldguard.unlock.endpoints import router as unlock_router
 from weldguard.welder.endpoints import router as welder_router
@@ -23,5 +26,8 @@ for area_router in (
     command_router,
     unlock_router,
     calendar_router,
+    permit_router,
+    mobile_job_router,
+    filing_router,
 ):
     router.include_router(area_router)

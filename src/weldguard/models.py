@@ -3,9 +3,12 @@
 from weldguard.auth.models import AccessToken, User
 from weldguard.device.models import DeviceAlarm, DeviceCommand, DeviceMessage, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
+from weldguard.filing.models import SmallWorkCheck, SmallWorkFiling
 from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.permit.calendar_models import CalendarDay
+from weldguard.permit.mobile_models import MobileJob, MobileJobMachine, MobileJobWelder
+from weldguard.permit.models import Permit, PermitEventRow, PermitMachine, PermitWelder
 from weldguard.report.models import ImportRun
 from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
 from weldguard.unlock.rollup_models import (
@@ -32,12 +35,21 @@ __all__ = [
     "ImportRun",
     "Jurisdiction",
     "Machine",
+    "MobileJob",
+    "MobileJobMachine",
+    "MobileJobWelder",
+    "Permit",
+    "PermitEventRow",
+    "PermitMachine",
+    "PermitWelder",
     "ScanDayCount",
     "ScanRecord",
     "ScanRollupDay",
     "ScanRollupSector",
     "ScanRollupState",
     "Site",
+    "SmallWorkCheck",
+    "SmallWorkFiling",
     "SpecialPeriod",
     "User",
     "Welder",

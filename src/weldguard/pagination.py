@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
+from fastapi import Query
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
@@ -42,3 +43,8 @@ def paginate(session: Session, stmt: Select[T], page: int, size: int) -> Page[T]
     page = max(1, page)
     items = list(session.scalars(stmt.limit(size).offset((page - 1) * size)))
     return Page(items=items, total=min(total, COUNT_CAP), page=page, size=size, capped=capped)
+
+
+# The query parameters of every paginated API list.
+PageNumber = Annotated[int, Query(ge=1)]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]

@@ -22,7 +22,7 @@ from weldguard.deps import CurrentScope, CurrentUser, DbSession, Now
 from weldguard.domain.authorization import ReasonCode
 from weldguard.errors import NotFound, invalid
 from weldguard.jurisdiction.repository import JurisdictionRepository
-from weldguard.pagination import MAX_PAGE_SIZE
+from weldguard.pagination import PageNumber, PageSize
 from weldguard.schemas import PageOut
 from weldguard.unlock.models import ScanOutcome, SessionStatus, SpecialPeriod
 from weldguard.unlock.records import (
@@ -255,10 +255,6 @@ def _counts(c: OutcomeCounts) -> dict[str, int | float]:
     }
 
 
-Page_ = Annotated[int, Query(ge=1)]
-Size = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
-
-
 # --- special periods --------------------------------------------------------------
 @router.get("/special-periods", response_model=PageOut[SpecialPeriodOut])
 def list_special_periods(
@@ -266,8 +262,8 @@ def list_special_periods(
     scope: CurrentScope,
     now: Now,
     state: Annotated[str | None, Query(description="upcoming | active | ended | cancelled")] = None,
-    page: Page_ = 1,
-    size: Size = DEFAULT_SIZE,
+    page: PageNumber = 1,
+    size: PageSize = DEFAULT_SIZE,
 ) -> PageOut[SpecialPeriodOut]:
     """Periods inside your area or covering it (an enterprise: covering it)."""
     if state is not None and state not in STATE_LABELS:
@@ -377,8 +373,8 @@ def list_scans(
     welder_id: int | None = None,
     since: date | None = None,
     until: date | None = None,
-    page: Page_ = 1,
-    size: Size = DEFAULT_SIZE,
+    page: PageNumber = 1,
+    size: PageSize = DEFAULT_SIZE,
 ) -> PageOut[ScanOut]:
     """Scans newest first, with their reasons in Chinese (a welder: their own)."""
     if outcome is not None and outcome not in {o.value for o in ScanOutcome}:
@@ -414,8 +410,8 @@ def list_work_sessions(
     status: Annotated[str | None, Query(description="starting | active | ended | failed")] = None,
     since: date | None = None,
     until: date | None = None,
-    page: Page_ = 1,
-    size: Size = DEFAULT_SIZE,
+    page: PageNumber = 1,
+    size: PageSize = DEFAULT_SIZE,
 ) -> PageOut[SessionOut]:
     """Work sessions newest first (a welder: their own)."""
     if status is not None and status not in {s.value for s in SessionStatus}:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from weldguard.config import Settings
 from weldguard.device.models import DeviceState
 from weldguard.device.views_repository import is_online
 from weldguard.domain.authorization import (
+    DEFAULT_PERMIT_RULE,
     AuthorizationPolicy,
     EmploymentPeriod,
     HeldCertificate,
@@ -29,18 +30,25 @@ from weldguard.domain.authorization import (
     MobileJob,
     OpeningWindow,
     PermitFacts,
+    PermitRule,
     PhonePosition,
     PlaceFacts,
     ScanRequest,
     SpecialPeriod,
     SpecialPeriodKind,
     WelderFacts,
+    is_crowded_place,
     opening_windows_from_json,
+    permit_required,
 )
 from weldguard.domain.certificates import CertificateKind
 from weldguard.domain.geo import GeoPoint
+from weldguard.domain.permits import PermitMachine, PermitWelder, permit_facts
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, Machine
+from weldguard.permit.codec import content_of, permit_of
+from weldguard.permit.mobile_repository import MobileJobRepository
+from weldguard.permit.repository import PermitRepository
 from weldguard.unlock.models import SpecialPeriod as SpecialPeriodRow
 from weldguard.unlock.models import WorkSession
 from weldguard.unlock.repository import ScanRepository
@@ -195,20 +203,116 @@ def scan_place_by_code(
 # --- filled by the permit issue ---------------------------------------------------
 
 
+@dataclass(frozen=True)
+class MobileWork:
+    """What the declared mobile jobs covering a scan say: the jobs as the decision
+    takes them and, when the machine is away from its owner's premises, where:
+    at a registered ``client``'s premises, or at an unregistered client's place
+    in ``area_path``."""
+
+    jobs: tuple[MobileJob, ...] = ()
+    client: Enterprise | None = None
+    area_path: str | None = None
+
+
+def mobile_work(session: Session, welder_id: int, machine: Machine, now: datetime) -> MobileWork:
+    """The declared jobs (流动作业报备) of this machine whose window holds ``now``,
+    in one query (``MobileJobRepository.covering``): those naming the welder too
+    are the decision's jobs; the machine's job, whoever it names, says where the
+    machine is (a welder not named in it is refused there, MOBILE_JOB_NOT_DECLARED).
+
+    A job at a registered client other than the owner moves the place of work to
+    the client's premises (its sector, opening hours and area decide); the decision
+    then asks for the owner's welder with that job. A job at an unregistered client
+    (a household, a shop not in the register) leaves the owner answerable for the
+    place, so it counts as the owner's premises, but in the job's area: a special
+    period over the street where the work happens applies there. Jobs of one
+    machine never overlap (refused when declared); should two cover ``now``, the
+    earliest-starting one places the machine."""
+    rows = MobileJobRepository(session).covering(welder_id, machine.id, now)
+    if not rows:
+        return MobileWork()
+    jobs = tuple(
+        MobileJob(
+            id=job.id,
+            client_enterprise_id=client.id if client is not None else machine.enterprise_id,
+            starts_at=job.starts_at,
+            ends_at=job.ends_at,
+        )
+        for job, client, names_welder in rows
+        if names_welder
+    )
+    job, client, _ = rows[0]
+    if client is None:
+        return MobileWork(jobs, area_path=job.area_path)
+    if client.id != machine.enterprise_id:
+        return MobileWork(jobs, client=client)
+    return MobileWork(jobs)
+
+
 def declared_mobile_jobs(
     session: Session, welder_id: int, machine: Machine, now: datetime
 ) -> tuple[MobileJob, ...]:
-    """The welder's declared mobile jobs (流动作业报备) that may cover this scan.
-    None are recorded yet: the permit issue adds them and fills this in."""
-    return ()
+    """The welder's declared mobile jobs (流动作业报备) that may cover this scan."""
+    return mobile_work(session, welder_id, machine, now).jobs
+
+
+def may_work_away(
+    employments: Iterable[EmploymentPeriod], owner: Enterprise, now: datetime
+) -> bool:
+    """Whether a mobile job can change this scan's decision, so that the common
+    scan (the owner's welder at a stay-at-home enterprise) spends no query on them:
+    ``decide`` reads jobs only when the welder is not the owner's (an outside
+    welder needs a job there) or when the place is not the owner's premises, which
+    only a job of an enterprise registered for mobile work (是否流动作业) can make it
+    (``permit.mobile_service`` refuses other owners' machines)."""
+    today = local_today(now)
+    employed = any(e.enterprise_id == owner.id and e.active_on(today) for e in employments)
+    return not employed or owner.mobile_work
+
+
+def permit_may_be_required(
+    place: PlaceFacts,
+    process: str,
+    periods: Iterable[SpecialPeriod],
+    rule: PermitRule = DEFAULT_PERMIT_RULE,
+) -> bool:
+    """Whether the decision may ask for a permit here: by the rule, a special period
+    requiring one, or a crowded place (its exception path during opening hours).
+    Elsewhere the scan reads no permits: the scan path is latency-critical."""
+    return (
+        permit_required(place, process, rule)
+        or is_crowded_place(place)
+        or any(p.kind is SpecialPeriodKind.REQUIRE_PERMIT for p in periods)
+    )
 
 
 def candidate_permits(
-    session: Session, welder_id: int, machine: Machine, now: datetime
+    session: Session,
+    welder_id: int,
+    machine: Machine,
+    now: datetime,
+    machine_position: GeoPoint | None = None,
 ) -> tuple[PermitFacts, ...]:
-    """Hot-work permits (动火作业票) that may cover this scan. None are recorded
-    yet: the permit issue adds them and fills this in."""
-    return ()
+    """The started hot-work permits (动火作业票: in progress, paused, suspended)
+    naming the welder or the machine, as the decision reads them, in one query.
+    ``machine_position``: the chip's own fix (a site's position says nothing about
+    the hot spot's 10 m), for the permit's geofence."""
+    found = PermitRepository(session).scan_candidates(welder_id, machine.id)
+    facts = []
+    for c in found:
+        if c.last_event is None:  # written with its first event; a clear skip if not
+            continue
+        content = content_of(
+            c.permit,
+            place_facts(c.enterprise),
+            # The decision reads only who and which machines are named.
+            [PermitWelder(w, "") for w in sorted(c.welder_ids)],
+            [PermitMachine(mid, "", c.permit.enterprise_id) for mid in sorted(c.machine_ids)],
+        )
+        permit = permit_of(content, c.last_event.state)
+        facts.append(permit_facts(permit, machine_position, now))
+    return tuple(facts)
 
 
 # --- the request --------------------------------------------------------------------
@@ -222,6 +326,7 @@ def gather_scan_facts(
     now: datetime,
     place: MachinePlace | None = None,
     periods: tuple[SpecialPeriod, ...] | None = None,
+    permit_rule: PermitRule = DEFAULT_PERMIT_RULE,
 ) -> ScanFacts:
     """Everything :func:`decide` needs for ``user`` (a welder account) scanning
     ``machine`` at ``now``. ``place`` and ``periods``: the machine's place and the
@@ -229,8 +334,10 @@ def gather_scan_facts(
     (:func:`scan_place_by_code` reads both with the machine in one query).
 
     Round trips: the place (unless given); the certificates, employments and open
-    sessions (the machine's and the welder's) in one query; the special periods
-    (unless given)."""
+    sessions (the machine's and the welder's) in one query; the covering mobile
+    jobs, only where one can matter (:func:`may_work_away`); the special periods
+    (unless given, or when a job moved the place to another area); the candidate
+    permits, only where a permit may be required."""
     if user.welder_id is None:
         raise ValueError("only a welder account scans to unlock")
     repo = ScanRepository(session)
@@ -278,6 +385,20 @@ def gather_scan_facts(
     )
     # The machine works at its owner's premises until mobile jobs say otherwise.
     place_of_work = place_facts(place.enterprise)
+    work = (
+        mobile_work(session, welder_id, machine, now)
+        if may_work_away(employments, place.enterprise, now)
+        else MobileWork()
+    )
+    if work.client is not None:
+        place_of_work = place_facts(work.client)
+    elif work.area_path is not None:
+        place_of_work = replace(place_of_work, area_path=work.area_path)
+    if place_of_work.area_path != place.enterprise.area_path:
+        periods = None  # those read with the machine are over its home's area
+    periods_here = (
+        periods if periods is not None else special_periods(repo, place_of_work.area_path, now)
+    )
     request = ScanRequest(
         welder=WelderFacts(id=welder_id, active=user.is_active),
         machine=machine_facts,
@@ -285,11 +406,11 @@ def gather_scan_facts(
         now=now,
         certificates=certificates,
         employments=employments,
-        mobile_jobs=declared_mobile_jobs(session, welder_id, machine, now),
-        special_periods=periods
-        if periods is not None
-        else special_periods(repo, place.enterprise.area_path, now),
-        permits=candidate_permits(session, welder_id, machine, now),
+        mobile_jobs=work.jobs,
+        special_periods=periods_here,
+        permits=candidate_permits(session, welder_id, machine, now, chip_position(state))
+        if permit_may_be_required(place_of_work, machine.process, periods_here, permit_rule)
+        else (),
         phone_position=phone,
         other_session_machine_ids=frozenset(s.machine_id for s in mine) - {machine.id},
     )

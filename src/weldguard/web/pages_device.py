@@ -5,9 +5,7 @@ list (设备报警)."""
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated
 from urllib.parse import parse_qsl, urlsplit
 
@@ -25,6 +23,14 @@ from weldguard.device.views_repository import (
 from weldguard.errors import DomainError, NotFound, PermissionDenied
 from weldguard.machine.models import MachineStatus
 from weldguard.machine.service import DEVICE_ID_RE
+from weldguard.photos import (
+    MAX_PHOTO_BYTES,
+    PhotoRejected,
+    photo_file,
+    photo_media_type,
+    read_photo,
+    store_photo,
+)
 from weldguard.web.common import (
     bool_param,
     choice_param,
@@ -60,9 +66,6 @@ ALARM_ROLES = frozenset(
     {Role.ADMIN, Role.REGULATOR, Role.INSPECTOR, Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER}
 )
 
-MAX_PHOTO_BYTES = 8 * 1024 * 1024
-PHOTO_TYPES = {b"\xff\xd8\xff": ("jpg", "image/jpeg"), b"\x89PNG\r\n\x1a\n": ("png", "image/png")}
-PHOTO_NAME = re.compile(r"^photos/[0-9a-f]{32}\.(jpg|png)$")
 # The platform's machine code (see machine.service.new_machine_code).
 MACHINE_CODE = re.compile(r"WG[0-9A-HJKMNP-TV-Z]{8}")
 ALARM_KIND_OPTIONS = {k.value: label for k, label in ALARM_KIND_LABELS.items()}
@@ -126,15 +129,12 @@ def binding_photo(
     if found is None or found[2].id != machine_id or not found[0].photo_path:
         raise NotFound("照片不存在")
     relative = found[0].photo_path
-    if not PHOTO_NAME.fullmatch(relative):
+    path = photo_file(settings_of(request).data_dir, relative)
+    if path is None:
         raise NotFound("照片不存在")
-    path = settings_of(request).data_dir / relative
-    if not path.is_file():
-        raise NotFound("照片不存在")
-    media = "image/png" if relative.endswith(".png") else "image/jpeg"
     return FileResponse(
         path,
-        media_type=media,
+        media_type=photo_media_type(relative),
         headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
     )
 
@@ -239,27 +239,10 @@ def _parse_position(form: InstallForm) -> tuple[tuple[float, float] | None, Inst
 def _read_photo(upload: UploadFile | None) -> tuple[bytes, str] | InstallProblem:
     if upload is None or not upload.filename:
         return InstallProblem("请拍摄芯片安装照片", "photo")
-    content = upload.file.read(MAX_PHOTO_BYTES + 1)
-    if not content:
-        return InstallProblem("照片文件为空，请重新拍摄", "photo")
-    if len(content) > MAX_PHOTO_BYTES:
-        return InstallProblem(
-            f"照片超过 {MAX_PHOTO_BYTES // 1024 // 1024} MB，请降低拍照分辨率后重试", "photo", 413
-        )
-    for magic, (extension, _media) in PHOTO_TYPES.items():
-        if content.startswith(magic):
-            return content, extension
-    return InstallProblem("照片须为 JPEG 或 PNG 图片", "photo", 415)
-
-
-def _store_photo(data_dir: Path, content: bytes, extension: str) -> str:
-    folder = data_dir / "photos"
-    folder.mkdir(parents=True, exist_ok=True)
-    relative = f"photos/{secrets.token_hex(16)}.{extension}"
-    path = data_dir / relative
-    with open(path, "xb") as handle:  # a fresh random name: never overwrite
-        handle.write(content)
-    return relative
+    read = read_photo(upload.file)
+    if isinstance(read, PhotoRejected):
+        return InstallProblem(read.reason, "photo", read.status)
+    return read
 
 
 def _check_install(
@@ -360,7 +343,7 @@ def install_submit(
 
     content, extension = photo_read
     settings = settings_of(request)
-    relative = _store_photo(settings.data_dir, content, extension)
+    relative = store_photo(settings.data_dir, content, extension)
     try:
         registry = DeviceRegistry(session, DeviceSecrets(settings.resolved_secret_key()))
         binding = registry.bind(

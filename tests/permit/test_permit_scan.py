@@ -1,0 +1,88 @@
+"""Permits bound to unlocking: a construction site's machine (a permit required)
+unlocks only under a started permit naming welder and machine, with the machine
+within the hot spot's 10 m (both backends)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.orm import Session
+
+from tests.factories import NOW, World
+from tests.permit.permits import create, people
+from tests.unlock.test_scan_round_trips import statements
+from tests.unlock.test_scan_service import HERE, NEAR, live_machine
+from weldguard.config import Settings
+from weldguard.domain.geo import GeoPoint
+from weldguard.unlock.labels import signer_for
+from weldguard.unlock.service import ScanService
+
+SCAN_AT = NOW + timedelta(minutes=5)
+# About 40 m north of the hot spot.
+FORTY_M = GeoPoint(HERE.latitude + 0.00036, HERE.longitude)
+
+
+def _scan(db: Session, settings: Settings, who: object, code: str, at: object = None) -> object:
+    signer = signer_for(settings)
+    service = ScanService(db, settings)
+    result = service.scan(who, code, signer.sign(code), NEAR, None, at or SCAN_AT)  # type: ignore[arg-type]
+    db.commit()
+    return result
+
+
+def test_a_construction_site_machine_needs_a_started_permit(
+    db: Session, settings: Settings, world: World
+) -> None:
+    p = people(db, settings, world)
+    machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
+    refused = _scan(db, settings, p.welder, machine.code)
+    assert refused.record.reason_codes == ["PERMIT_REQUIRED"]  # type: ignore[attr-defined]
+
+    steps = create(db, settings, world, p, machine_ids=[machine.id])
+    steps.to_started()
+    allowed = _scan(db, settings, p.welder, machine.code)
+    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]
+    assert allowed.decision.permit_id == steps.id  # type: ignore[attr-defined]
+    # The session ends with the permit's window at the latest.
+    assert allowed.session.valid_until <= NOW + timedelta(hours=6)  # type: ignore[attr-defined]
+
+
+def test_a_machine_forty_metres_from_the_hot_spot_is_refused(
+    db: Session, settings: Settings, world: World
+) -> None:
+    p = people(db, settings, world)
+    machine, _, _ = live_machine(db, settings, world, enterprise="B", position=FORTY_M, now=SCAN_AT)
+    steps = create(db, settings, world, p, machine_ids=[machine.id])
+    steps.to_started()
+    refused = _scan(db, settings, p.welder, machine.code)
+    assert refused.record.reason_codes == ["PERMIT_INVALID"]  # type: ignore[attr-defined]
+    message = refused.record.reasons[0]["message"]  # type: ignore[attr-defined]
+    assert "米" in message and "动火点" in message  # the distance is told
+
+
+def test_a_paused_permit_does_not_unlock(db: Session, settings: Settings, world: World) -> None:
+    p = people(db, settings, world)
+    machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
+    steps = create(db, settings, world, p, machine_ids=[machine.id])
+    steps.to_started()
+    steps.do(p.welder, "pause", NOW + timedelta(minutes=3))
+    refused = _scan(db, settings, p.welder, machine.code)
+    assert refused.record.reason_codes == ["PERMIT_INVALID"]  # type: ignore[attr-defined]
+
+
+def test_the_permit_read_is_one_statement_and_only_where_a_permit_is_required(
+    db: Session, settings: Settings, world: World
+) -> None:
+    p = people(db, settings, world)
+    machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
+    steps = create(db, settings, world, p, machine_ids=[machine.id])
+    steps.to_started()
+    signer = signer_for(settings)
+    service = ScanService(db, settings, claim_for_bus=True)
+    with statements(db) as seen:
+        result = service.scan(
+            p.welder, machine.code, signer.sign(machine.code), NEAR, None, SCAN_AT
+        )
+    assert result.allowed
+    # The place, the welder's facts, the permits; the record, unlock and session.
+    assert seen == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], seen
