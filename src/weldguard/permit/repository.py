@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -122,7 +123,7 @@ class PermitRepository:
             .values(status=status, version=read_version + 1, last_event_id=event_id, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
+        if cast(CursorResult[Any], result).rowcount != 1:
             return False
         self.session.expire(permit, ["status", "version", "last_event_id", "updated_at"])
         return True
