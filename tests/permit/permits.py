@@ -18,6 +18,7 @@ from weldguard.auth.models import User
 from weldguard.auth.scope import Scope
 from weldguard.auth.service import AuthService, NewUser
 from weldguard.config import Settings
+from weldguard.device.registry import DeviceSecrets
 from weldguard.permit.models import Permit
 from weldguard.permit.service import PermitInput, PermitService, PersonInput, WelderEntry
 
@@ -81,7 +82,9 @@ class Steps:
 
     def __init__(self, db: Session, settings: Settings, p: People, permit_id: int) -> None:
         self.db, self.settings, self.p, self.id = db, settings, p, permit_id
-        self.service = PermitService(db)
+        self.service = PermitService(
+            db, device_secrets=DeviceSecrets(settings.resolved_secret_key())
+        )
 
     def do(self, who: User, kind: str, at: datetime, **data: Any) -> Permit:
         self.service.apply(scope_of(self.db, self.settings, who), who, self.id, kind, data, at)

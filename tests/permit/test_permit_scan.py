@@ -13,8 +13,10 @@ from tests.permit.permits import create, people
 from tests.unlock.test_scan_round_trips import statements
 from tests.unlock.test_scan_service import HERE, NEAR, live_machine
 from weldguard.config import Settings
+from weldguard.device.models import DeviceCommand
 from weldguard.domain.geo import GeoPoint
 from weldguard.unlock.labels import signer_for
+from weldguard.unlock.models import WorkSession
 from weldguard.unlock.service import ScanService
 
 SCAN_AT = NOW + timedelta(minutes=5)
@@ -68,6 +70,38 @@ def test_a_paused_permit_does_not_unlock(db: Session, settings: Settings, world:
     steps.do(p.welder, "pause", NOW + timedelta(minutes=3))
     refused = _scan(db, settings, p.welder, machine.code)
     assert refused.record.reason_codes == ["PERMIT_INVALID"]  # type: ignore[attr-defined]
+
+
+def test_pausing_the_permit_ends_its_sessions_and_locks_its_machines(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """A permit that stops covering work locks its machines at once, not at the
+    end of its window (the session would otherwise run on)."""
+    p = people(db, settings, world)
+    machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
+    steps = create(db, settings, world, p, machine_ids=[machine.id])
+    steps.to_started()
+    allowed = _scan(db, settings, p.welder, machine.code)
+    assert allowed.allowed  # type: ignore[attr-defined]
+    session_id = allowed.session.id  # type: ignore[attr-defined]
+    work = db.get(WorkSession, session_id)
+    assert work is not None
+    work.status = "active"
+    db.commit()
+    steps.do(p.welder, "pause", SCAN_AT + timedelta(minutes=1))
+    db.expire_all()
+    work = db.get(WorkSession, session_id)
+    assert work is not None
+    assert (work.status, work.end_reason) == ("ended", "permit")
+    assert work.ended_at == SCAN_AT + timedelta(minutes=1)
+    lock = db.get(DeviceCommand, work.lock_command_id)
+    assert lock is not None and (lock.cmd, lock.machine_id, lock.reason) == (
+        "lock",
+        machine.id,
+        session_id,
+    )
+    unlock = db.get(DeviceCommand, work.unlock_command_id)
+    assert unlock is not None and unlock.status == "expired"
 
 
 def test_the_permit_read_is_one_statement_and_only_where_a_permit_is_required(

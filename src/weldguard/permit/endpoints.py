@@ -11,10 +11,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from weldguard.deps import CurrentScope, CurrentUser, DbSession, Now
+from weldguard.deps import AppState, CurrentScope, CurrentUser, DbSession, Now, app_state
 from weldguard.domain.permits import PermitStatus
 from weldguard.errors import invalid
 from weldguard.pagination import PageNumber, PageSize
@@ -30,6 +30,7 @@ from weldguard.permit.service import (
 )
 from weldguard.schemas import PageOut
 from weldguard.unlock.records import local_day_bounds
+from weldguard.unlock.service import device_secrets
 
 router = APIRouter(tags=["hot-work permits"])
 
@@ -319,12 +320,18 @@ def edit_permit(
 def add_event(
     permit_id: int,
     body: EventIn,
+    state: Annotated[AppState, Depends(app_state)],
     session: DbSession,
     scope: CurrentScope,
     user: CurrentUser,
     now: Now,
 ) -> PermitOut:
     """Applies one step; 409 with every reason when the rules refuse it."""
-    service = PermitService(session)
+    settings = state.settings
+    service = PermitService(
+        session,
+        device_secrets=device_secrets(settings.resolved_secret_key()),
+        lock_ttl_s=settings.unlock_command_ttl_s,
+    )
     service.apply(scope, user, permit_id, body.kind, body.model_extra or {}, now)
     return PermitOut.of(*service.events(scope, permit_id))

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from weldguard.auth.models import Role, User
 from weldguard.auth.scope import Scope
 from weldguard.clock import local_today
+from weldguard.device.registry import DeviceSecrets
 from weldguard.domain.calendar import WorkCalendar
 from weldguard.domain.geo import GeoPoint
 from weldguard.domain.permits import (
@@ -73,6 +74,7 @@ from weldguard.domain.permits import (
     SuspendCause,
     check_certificates,
     check_machines,
+    machines_to_lock,
     mandatory_measure_codes,
     new_permit,
     transition,
@@ -91,6 +93,7 @@ from weldguard.permit.calendar_service import CalendarService
 from weldguard.permit.codec import content_of, held_certificate, permit_of, state_json
 from weldguard.permit.repository import PermitRepository
 from weldguard.unlock.facts import place_facts
+from weldguard.unlock.service import end_sessions_under_permit
 from weldguard.welder.service import status_of
 
 __all__ = [
@@ -318,10 +321,22 @@ def _person(user: User) -> Person:
 
 
 class PermitService:
-    def __init__(self, session: Session, policy: PermitPolicy = DEFAULT_PERMIT_POLICY) -> None:
+    def __init__(
+        self,
+        session: Session,
+        policy: PermitPolicy = DEFAULT_PERMIT_POLICY,
+        *,
+        device_secrets: DeviceSecrets | None = None,
+        lock_ttl_s: int = 30,
+    ) -> None:
+        """``device_secrets`` signs the locks sent to a permit's machines when it
+        stops covering work (without them the sessions still end, and each chip
+        locks itself at its session's end)."""
         self.session = session
         self.repo = PermitRepository(session)
         self.policy = policy
+        self.device_secrets = device_secrets
+        self.lock_ttl_s = lock_ttl_s
 
     # --- reads --------------------------------------------------------------------------
     def get(self, scope: Scope, permit_id: int) -> m.Permit:
@@ -688,6 +703,13 @@ class PermitService:
         payload = {k: data[k] for k in _PAYLOAD_FIELDS if k in data}
         if step.note:
             payload["note"] = step.note
+        stopped = machines_to_lock(permit, result.permit)
+        if stopped:
+            # The permit no longer covers work: its machines lock now, not at the
+            # end of its window.
+            end_sessions_under_permit(
+                self.session, self.device_secrets, row.id, stopped, now, self.lock_ttl_s
+            )
         return self._advance(
             row,
             version,

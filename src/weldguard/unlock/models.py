@@ -86,6 +86,7 @@ class SessionEndReason(StrEnum):
     IDLE = "idle"  # no arc for the idle time
     REPLACED = "replaced"  # another session started on the machine
     ADMIN = "admin"  # locked by a regulator or the enterprise
+    PERMIT = "permit"  # its hot-work permit stopped covering work (paused, ended, …)
 
 
 class WorkSession(Base):

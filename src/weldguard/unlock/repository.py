@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -224,6 +225,20 @@ class ScanRepository:
                     WorkSession.status.in_(OPEN_SESSION_STATUSES),
                 )
                 .order_by(WorkSession.started_at, WorkSession.id)
+            )
+        )
+
+    def open_sessions_under_permit(
+        self, permit_id: int, machine_ids: Collection[int]
+    ) -> list[WorkSession]:
+        """The open sessions a permit's scans started on these machines."""
+        return list(
+            self.session.scalars(
+                _fresh(select(WorkSession)).where(
+                    WorkSession.permit_id == permit_id,
+                    WorkSession.machine_id.in_(machine_ids),
+                    WorkSession.status.in_(OPEN_SESSION_STATUSES),
+                )
             )
         )
 

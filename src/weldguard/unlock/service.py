@@ -22,6 +22,7 @@ import functools
 import logging
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -578,6 +579,59 @@ def _rejection(signer: LabelSigner, code: str, sig: str) -> LabelRejected:
     except LabelRejected as rejected:
         return rejected
     return LabelRejected(RejectReason.BAD_SIGNATURE, None)
+
+
+# ---------------------------------------------------------------------- permits
+
+
+def end_sessions_under_permit(
+    session: Session,
+    secrets: DeviceSecrets | None,
+    permit_id: int,
+    machine_ids: Collection[int],
+    now: datetime,
+    ttl_s: int,
+) -> list[WorkSession]:
+    """The permit stopped covering work (paused, suspended, ended, expired): the
+    sessions its scans started on these machines end now and each machine gets a
+    lock (queued; the dispatchers deliver it). An unlock still on its way is given
+    up first. Without ``secrets`` nothing can be signed: the sessions still end,
+    and the chip locks itself at the session's ``valid_until``. Flushes only."""
+    repo = ScanRepository(session)
+    ended: list[WorkSession] = []
+    for work in repo.open_sessions_under_permit(permit_id, machine_ids):
+        moved = repo.move_session(
+            work.id,
+            (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value),
+            status=SessionStatus.ENDED.value,
+            ended_at=now,
+            end_reason=SessionEndReason.PERMIT.value,
+        )
+        if moved is None:
+            continue
+        ended.append(moved)
+        if moved.unlock_command_id:
+            CommandRepository(session).expire_now(moved.unlock_command_id, now)
+        machine = repo.machine(moved.machine_id)
+        if secrets is None or machine is None:
+            log.warning("session %s ended with its permit; no lock could be signed", moved.id)
+            continue
+        try:
+            command = CommandService(session, secrets).issue(
+                machine,
+                "lock",
+                {"reason": "permit no longer valid"},
+                now=now,
+                ttl_s=ttl_s,
+                reason=moved.id,
+            )
+        except DomainError as exc:
+            # The chip was removed or has no key: nothing to lock remotely.
+            log.warning("session %s: no lock command: %s", moved.id, exc.message)
+        else:
+            moved.lock_command_id = command.id
+    session.flush()
+    return ended
 
 
 # ---------------------------------------------------------------------- delivery
