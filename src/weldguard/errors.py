@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from weldguard.domain.ids import InvalidIdentifier, normalize_phone
+
 
 @dataclass(frozen=True)
 class ErrorDetail:
@@ -83,3 +85,45 @@ class AccountLocked(DomainError):
 
 def invalid(field_name: str, reason: str) -> InvalidInput:
     return InvalidInput(f"{field_name}: {reason}", [ErrorDetail(reason=reason, field=field_name)])
+
+
+class FieldErrors:
+    """The field errors of one input, collected so that every bad field is reported
+    at once and nothing is written when there is one."""
+
+    def __init__(self) -> None:
+        self.details: list[ErrorDetail] = []
+
+    def add(self, field_name: str, reason: str) -> None:
+        self.details.append(ErrorDetail(reason=reason, field=field_name))
+
+    def has(self, field_name: str) -> bool:
+        return any(d.field == field_name for d in self.details)
+
+    def raise_if_any(self, what: str) -> None:
+        if self.details:
+            raise InvalidInput(
+                f"{what}有误：" + "；".join(f"{d.field}: {d.reason}" for d in self.details),
+                self.details,
+            )
+
+    def text(self, name: str, value: str, label: str, limit: int, required: bool = True) -> str:
+        """The trimmed text, checked for presence and length."""
+        text = (value or "").strip()
+        if required and not text:
+            self.add(name, f"请填写{label}")
+        elif len(text) > limit:
+            self.add(name, f"{label}不能超过 {limit} 个字")
+        return text
+
+    def phone(self, name: str, value: str, label: str, required: bool = True) -> str:
+        """A mainland mobile number, normalised; "" when missing or invalid."""
+        if not (value or "").strip():
+            if required:
+                self.add(name, f"请填写{label}")
+            return ""
+        try:
+            return normalize_phone(value)
+        except InvalidIdentifier as exc:
+            self.add(name, f"{label}无效：{exc.reason}")
+            return ""

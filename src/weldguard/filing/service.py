@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
 from weldguard.clock import local_today
-from weldguard.domain.ids import InvalidIdentifier, normalize_credit_code, normalize_phone
+from weldguard.domain.ids import InvalidIdentifier, normalize_credit_code
 from weldguard.domain.small_works import (
     CheckResult,
     FilingStatus,
@@ -27,7 +27,7 @@ from weldguard.domain.small_works import (
     period_problems,
 )
 from weldguard.enterprise.models import Enterprise
-from weldguard.errors import Conflict, ErrorDetail, InvalidInput, NotFound, PermissionDenied
+from weldguard.errors import Conflict, FieldErrors, NotFound, PermissionDenied
 from weldguard.filing.models import SmallWorkCheck, SmallWorkFiling
 from weldguard.filing.repository import FilingRepository
 from weldguard.jurisdiction.models import Jurisdiction, Level
@@ -67,40 +67,6 @@ class CheckInput:
     checked_at: datetime | None = None  # when the check was made; default now
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.details: list[ErrorDetail] = []
-
-    def add(self, field_name: str, reason: str) -> None:
-        self.details.append(ErrorDetail(reason=reason, field=field_name))
-
-    def raise_if_any(self, what: str) -> None:
-        if self.details:
-            raise InvalidInput(
-                f"{what}有误：" + "；".join(f"{d.field}: {d.reason}" for d in self.details),
-                self.details,
-            )
-
-    def text(self, name: str, value: str, label: str, limit: int, required: bool = True) -> str:
-        text = (value or "").strip()
-        if required and not text:
-            self.add(name, f"请填写{label}")
-        elif len(text) > limit:
-            self.add(name, f"{label}不能超过 {limit} 个字")
-        return text
-
-    def phone(self, name: str, value: str, label: str, required: bool = True) -> str:
-        if not (value or "").strip():
-            if required:
-                self.add(name, f"请填写{label}")
-            return ""
-        try:
-            return normalize_phone(value)
-        except InvalidIdentifier as exc:
-            self.add(name, f"{label}无效：{exc.reason}")
-            return ""
-
-
 class FilingService:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -126,7 +92,9 @@ class FilingService:
         return scope.role is Role.REGULATOR and scope.covers_path(filing.area_path)
 
     # --- writes ----------------------------------------------------------------
-    def _registered(self, errors: _Errors, name: str, raw: str, label: str) -> Enterprise | None:
+    def _registered(
+        self, errors: FieldErrors, name: str, raw: str, label: str
+    ) -> Enterprise | None:
         try:
             found = self.repo.enterprise_by_credit_code(normalize_credit_code(raw))
         except InvalidIdentifier as exc:
@@ -141,7 +109,7 @@ class FilingService:
     ) -> SmallWorkFiling:
         if scope.role not in FILER_ROLES:
             raise PermissionDenied("当前账号无权办理小型工程备案")
-        errors = _Errors()
+        errors = FieldErrors()
 
         filer: Enterprise | None = None
         if scope.everything:
@@ -253,7 +221,7 @@ class FilingService:
         filing = self.get(scope, filing_id)
         if not self.may_check(scope, filing):
             raise PermissionDenied("只有工程所在街道（及上级）的监管部门可以核查")
-        errors = _Errors()
+        errors = FieldErrors()
         try:
             result: CheckResult | None = CheckResult(data.result)
         except ValueError:

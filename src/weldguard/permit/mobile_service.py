@@ -27,7 +27,7 @@ from weldguard.auth.models import Role
 from weldguard.auth.scope import Scope
 from weldguard.clock import local_today
 from weldguard.domain.geo import GeoPoint
-from weldguard.domain.ids import InvalidIdentifier, normalize_credit_code, normalize_phone
+from weldguard.domain.ids import InvalidIdentifier, normalize_credit_code
 from weldguard.domain.mobile_jobs import (
     DEFAULT_MOBILE_JOB_POLICY,
     JobStatus,
@@ -37,7 +37,7 @@ from weldguard.domain.mobile_jobs import (
     window_problems,
 )
 from weldguard.enterprise.models import Enterprise
-from weldguard.errors import Conflict, ErrorDetail, InvalidInput, NotFound, PermissionDenied
+from weldguard.errors import Conflict, FieldErrors, NotFound, PermissionDenied
 from weldguard.jurisdiction.models import Jurisdiction, Level
 from weldguard.machine.models import MachineStatus
 from weldguard.pagination import Page
@@ -75,45 +75,7 @@ class MobileJobInput:
     contractor_enterprise_id: int | None = None  # the admin's choice; others: their own
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.details: list[ErrorDetail] = []
-
-    def add(self, field_name: str, reason: str) -> None:
-        self.details.append(ErrorDetail(reason=reason, field=field_name))
-
-    def has(self, field_name: str) -> bool:
-        return any(d.field == field_name for d in self.details)
-
-    def raise_if_any(self, what: str) -> None:
-        if self.details:
-            raise InvalidInput(
-                f"{what}有误：" + "；".join(f"{d.field}: {d.reason}" for d in self.details),
-                self.details,
-            )
-
-
-def _text(errors: _Errors, name: str, value: str, label: str, limit: int, required: bool) -> str:
-    text = (value or "").strip()
-    if required and not text:
-        errors.add(name, f"请填写{label}")
-    elif len(text) > limit:
-        errors.add(name, f"{label}不能超过 {limit} 个字")
-    return text
-
-
-def _phone(errors: _Errors, name: str, value: str, label: str) -> str:
-    if not (value or "").strip():
-        errors.add(name, f"请填写{label}")
-        return ""
-    try:
-        return normalize_phone(value)
-    except InvalidIdentifier as exc:
-        errors.add(name, f"{label}无效：{exc.reason}")
-        return ""
-
-
-def _ids(errors: _Errors, name: str, values: Sequence[int], label: str) -> list[int]:
+def _ids(errors: FieldErrors, name: str, values: Sequence[int], label: str) -> list[int]:
     ids = list(dict.fromkeys(values))  # order kept, repeats dropped
     if not ids:
         errors.add(name, f"请选择{label}")
@@ -158,7 +120,7 @@ class MobileJobService:
     ) -> MobileJob:
         if scope.role not in DECLARER_ROLES:
             raise PermissionDenied("当前账号无权报备流动作业")
-        errors = _Errors()
+        errors = FieldErrors()
 
         # Who goes.
         contractor: Enterprise | None = None
@@ -187,23 +149,23 @@ class MobileJobService:
                 if client is None:
                     errors.add("client_credit_code", "该统一社会信用代码的企业未在平台登记")
             client_name = client.name if client else ""
-            client_contact = _text(
-                errors, "client_contact", data.client_contact, "客户联系人", 64, False
+            client_contact = errors.text(
+                "client_contact", data.client_contact, "客户联系人", 64, False
             )
             client_phone = ""
             if (data.client_phone or "").strip():
-                client_phone = _phone(errors, "client_phone", data.client_phone, "客户联系电话")
+                client_phone = errors.phone("client_phone", data.client_phone, "客户联系电话")
         else:
-            client_name = _text(errors, "client_name", data.client_name, "客户名称", 128, True)
-            client_contact = _text(
-                errors, "client_contact", data.client_contact, "客户联系人", 64, True
+            client_name = errors.text("client_name", data.client_name, "客户名称", 128, True)
+            client_contact = errors.text(
+                "client_contact", data.client_contact, "客户联系人", 64, True
             )
-            client_phone = _phone(errors, "client_phone", data.client_phone, "客户联系电话")
+            client_phone = errors.phone("client_phone", data.client_phone, "客户联系电话")
 
         # The place.
         # A registered client's address and street are the defaults (when the code is
         # wrong, that is the one error to report).
-        address = _text(errors, "address", data.address, "作业地址", 256, not code)
+        address = errors.text("address", data.address, "作业地址", 256, not code)
         if not address and client is not None:
             address = client.address
         node: Jurisdiction | None = None
@@ -234,11 +196,11 @@ class MobileJobService:
         for problem in window_problems(data.starts_at, data.ends_at, now, self.policy):
             errors.add(problem.field, problem.reason)
 
-        fire_watch_name = _text(
-            errors, "fire_watch_name", data.fire_watch_name, "看火人姓名", 64, True
+        fire_watch_name = errors.text(
+            "fire_watch_name", data.fire_watch_name, "看火人姓名", 64, True
         )
-        fire_watch_phone = _phone(errors, "fire_watch_phone", data.fire_watch_phone, "看火人电话")
-        description = _text(errors, "description", data.description, "作业内容", 512, False)
+        fire_watch_phone = errors.phone("fire_watch_phone", data.fire_watch_phone, "看火人电话")
+        description = errors.text("description", data.description, "作业内容", 512, False)
 
         # The crew and the machines.
         welder_ids = list(data.welder_ids)

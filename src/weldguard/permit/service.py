@@ -84,6 +84,7 @@ from weldguard.errors import (
     Conflict,
     DomainError,
     ErrorDetail,
+    FieldErrors,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -249,24 +250,11 @@ EVENT_KINDS = (
 )
 
 
-class _Problems:
-    def __init__(self) -> None:
-        self.details: list[ErrorDetail] = []
-
-    def add(self, name: str, reason: str) -> None:
-        self.details.append(ErrorDetail(reason=reason, field=name))
-
-    def raise_any(self) -> None:
-        if self.details:
-            first = self.details[0]
-            raise InvalidInput(f"{first.field}: {first.reason}", self.details)
-
-
 def _aware(value: datetime | None) -> bool:
     return value is not None and value.tzinfo is not None and value.utcoffset() is not None
 
 
-def _text(value: Any, name: str, limit: int, problems: _Problems, required: bool = False) -> str:
+def _text(value: Any, name: str, limit: int, problems: FieldErrors, required: bool = False) -> str:
     if value is None:
         value = ""
     if not isinstance(value, str):
@@ -280,7 +268,7 @@ def _text(value: Any, name: str, limit: int, problems: _Problems, required: bool
     return text
 
 
-def _photos(value: Any, problems: _Problems) -> tuple[str, ...]:
+def _photos(value: Any, problems: FieldErrors) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not all(isinstance(p, str) and p.strip() for p in value):
@@ -292,14 +280,14 @@ def _photos(value: Any, problems: _Problems) -> tuple[str, ...]:
     return tuple(p.strip() for p in value)
 
 
-def _number(value: Any, name: str, problems: _Problems) -> float | None:
+def _number(value: Any, name: str, problems: FieldErrors) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         problems.add(name, "应为数字")
         return None
     return float(value)
 
 
-def _point(value: Any, name: str, problems: _Problems) -> GeoPoint | None:
+def _point(value: Any, name: str, problems: FieldErrors) -> GeoPoint | None:
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -485,7 +473,7 @@ class PermitService:
     ) -> PermitContent:
         """Checks the input, fills ``row``'s content columns and lists, and returns
         the domain content; InvalidInput naming every bad field."""
-        p = _Problems()
+        p = FieldErrors()
         row.place_description = _text(data.place_description, "place_description", PLACE_MAX, p)
         lat = (
             _number(data.hot_spot_lat, "hot_spot_lat", p) if data.hot_spot_lat is not None else None
@@ -569,7 +557,7 @@ class PermitService:
                 chosen[entry.welder_id] = tuple(
                     c.id for c in held if c.welder_id == entry.welder_id
                 )
-        p.raise_any()
+        p.raise_if_any("作业票")
         assert lat is not None and lon is not None and radius is not None
         assert lead is not None and watch is not None
         assert data.starts_at is not None and data.ends_at is not None
@@ -621,7 +609,7 @@ class PermitService:
         return content_of(row, place, permit_welders, permit_machines)
 
     @staticmethod
-    def _person_input(value: PersonInput | None, name: str, p: _Problems) -> PersonInput | None:
+    def _person_input(value: PersonInput | None, name: str, p: FieldErrors) -> PersonInput | None:
         if value is None or not value.name.strip():
             p.add(f"{name}.name", "请填写姓名")
             return None
@@ -632,7 +620,7 @@ class PermitService:
 
     @staticmethod
     def _measures(
-        data: PermitInput, methods: list[HotWorkMethod], level: str, p: _Problems
+        data: PermitInput, methods: list[HotWorkMethod], level: str, p: FieldErrors
     ) -> list[dict[str, Any]]:
         texts = {t.code: t.text for t in STANDARD_SAFETY_MEASURES}
         if data.measures is None:
@@ -672,7 +660,7 @@ class PermitService:
         loaded = self.load(scope, permit_id, now, lock=True)
         row, permit = loaded.row, loaded.permit
         version = row.version
-        problems = _Problems()
+        problems = FieldErrors()
         step = StepInput(
             user=user,
             by=_person(user),
@@ -682,7 +670,7 @@ class PermitService:
             problems=problems,
         )
         event = _BUILDERS[kind](step)
-        problems.raise_any()
+        problems.raise_if_any("作业步骤")
         assert event is not None
         claims: tuple[MachineClaim, ...] = ()
         if isinstance(event, Submit | Approve):
@@ -854,7 +842,7 @@ class StepInput:
     photos: tuple[str, ...]
     note: str
     data: Mapping[str, Any]
-    problems: _Problems
+    problems: FieldErrors
 
 
 Builder = Callable[[StepInput], PermitEvent | None]

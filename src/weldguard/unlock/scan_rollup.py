@@ -355,10 +355,10 @@ class ScanRollup:
             counts = repo.folded_counts()
             folded = set(counts)
             first = repo.first_scan_day()
-            todo: set[date] = set()
+            unfolded: set[date] = set()
             if first is not None and first <= last:
-                todo = {first + timedelta(days=i) for i in range((last - first).days + 1)}
-                todo -= folded
+                unfolded = {first + timedelta(days=i) for i in range((last - first).days + 1)}
+                unfolded -= folded
             late: set[date] = set()
             if folded and high_id is not None:
                 # Scan records are never changed or deleted: a day whose count
@@ -368,7 +368,7 @@ class ScanRollup:
             if verify:
                 raw = repo.raw_day_counts(fold_before)
                 late |= {day for day in folded if raw.get(day, 0) != counts[day]}
-                todo |= set(raw) - folded
+                unfolded |= set(raw) - folded
             changed = repo.changed_sectors()
 
         for enterprise_id in changed:
@@ -385,12 +385,12 @@ class ScanRollup:
             report.refolded.extend(days)
             late -= set(days)
 
-        for day in sorted(todo | late):
+        for day in sorted(unfolded | late):
             with transaction(self.session_factory) as session:
                 repo = RollupRepository(session)
                 repo.hold(self.owner, self.clock() + LEASE)
                 repo.fold_day(day, now)
-            (report.folded if day in todo else report.refolded).append(day)
+            (report.folded if day in unfolded else report.refolded).append(day)
 
         with transaction(self.session_factory) as session:
             repo = RollupRepository(session)
