@@ -11,6 +11,7 @@ from weldguard.machine.endpoints import router as machine_router
 from weldguard.permit.calendar_endpoints import router as calendar_router
 from weldguard.permit.endpoints import router as permit_router
 from weldguard.permit.mobile_endpoints import router as mobile_job_router
+from weldguard.permit.monitor_endpoints import router as permit_monitor_router
 from weldguard.report.endpoints import router as report_router
 from weldguard.unlock.endpoints import router as unlock_router
 from weldguard.welder.endpoints import router as welder_router
@@ -28,6 +29,7 @@ for area_router in (
     calendar_router,
     permit_router,
     mobile_job_router,
+    permit_monitor_router,
     filing_router,
 ):
     router.include_router(area_router)

@@ -39,6 +39,8 @@ scans_app = typer.Typer(no_args_is_help=True, help="Scan records (扫码记录)"
 app.add_typer(scans_app, name="scans")
 calendar_app = typer.Typer(no_args_is_help=True, help="Holiday calendar (节假日安排)")
 app.add_typer(calendar_app, name="calendar")
+permits_app = typer.Typer(no_args_is_help=True, help="Hot-work permits (动火作业票)")
+app.add_typer(permits_app, name="permits")
 
 
 def _mount_device_commands() -> None:
@@ -196,6 +198,38 @@ def scans_rollup(
     typer.echo(f"新汇总：{days_text(report.folded)}；重新汇总：{days_text(report.refolded)}")
     if report.sectors:
         typer.echo(f"行业变更的企业：{report.sectors} 家")
+
+
+@permits_app.command("supervise")
+def permits_supervise(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
+    interval: Annotated[float, typer.Option(help="Seconds between passes", min=1.0)] = 30.0,
+) -> None:
+    """Expire and suspend the running permits as the rules demand (their machines
+    lock) and keep the permit alarms (serve does it every 30 s)."""
+    import asyncio
+    import contextlib
+
+    from weldguard.permit.supervisor import PermitSupervisor
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level)
+    supervisor = PermitSupervisor.from_settings(settings, _factory(settings), interval_s=interval)
+    if not once:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(supervisor.run())
+        return
+    report = supervisor.run_once()
+    typer.echo(
+        f"到期 {len(report.expired)} 张，暂停 {len(report.suspended)} 张；"
+        f"报警 {report.alarms_seen} 条，消除 {report.alarms_cleared} 条"
+    )
+    if report.skipped:
+        typer.echo(f"正由其他进程或操作处理的作业票：{report.skipped} 张（下次巡查处理）")
+    if report.failed:
+        ids = "、".join(f"#{i}" for i in report.failed)
+        typer.secho(f"处理失败的作业票：{ids}（详见日志）", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
 
 
 @user_app.command("create")

@@ -90,6 +90,19 @@ class Settings(BaseSettings):
         description="Refuse a scan whose phone shares no position (default: a warning, "
         "since indoor phones and refused browser permissions are common)",
     )
+    permit_sectors: str = Field(
+        default="危化,人员密集场所,施工工地",
+        description="Sectors where hot work needs a permit (comma-separated); an "
+        "enterprise's own setting wins",
+    )
+    permit_processes: str = Field(
+        default="",
+        description="Machine processes that always need a permit (comma-separated, e.g. "
+        "gas_cutting)",
+    )
+    permit_everywhere: bool = Field(
+        default=False, description="Every hot work needs a permit (GB 30871-2022 everywhere)"
+    )
     scan_refuse_busy_elsewhere: bool = Field(
         default=True,
         description="Refuse a welder who has an open work session on another machine",

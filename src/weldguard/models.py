@@ -6,6 +6,7 @@ from weldguard.enterprise.models import Enterprise, Site
 from weldguard.filing.models import SmallWorkCheck, SmallWorkFiling
 from weldguard.jurisdiction.models import Department, Jurisdiction
 from weldguard.machine.models import Chip, ChipBinding, Machine
+from weldguard.permit.alarm_models import PermitAlarm, PermitMonitorReading
 from weldguard.permit.calendar_models import CalendarDay
 from weldguard.permit.mobile_models import MobileJob, MobileJobMachine, MobileJobWelder
 from weldguard.permit.models import Permit, PermitEventRow, PermitMachine, PermitWelder
@@ -39,8 +40,10 @@ __all__ = [
     "MobileJobMachine",
     "MobileJobWelder",
     "Permit",
+    "PermitAlarm",
     "PermitEventRow",
     "PermitMachine",
+    "PermitMonitorReading",
     "PermitWelder",
     "ScanDayCount",
     "ScanRecord",

@@ -24,7 +24,7 @@ from weldguard.permit.service import PermitInput, PermitService, PersonInput, We
 
 # Near the world's chip fixes in 上海市长宁区 (tests/unlock/test_scan_service.HERE).
 HOT_SPOT = (31.2200, 121.4200)
-PHOTO = ["photo/permit-1.jpg"]
+PHOTO = ["photos/" + "1" * 32 + ".jpg"]  # the shape of a stored photo's key
 
 
 @dataclass

@@ -151,3 +151,52 @@ def test_errors_scope_and_roles(
     assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["field"] == "kind"
     assert api.get("/api/v1/permits", params={"status": "nope"}, headers=officer).status_code == 422
     assert api.get("/api/v1/permits/999999", headers=officer).status_code == 404
+
+
+def test_step_photos_are_uploaded_then_named(
+    api: TestClient, as_user: Headers, db: Session, settings: Settings, world: World
+) -> None:
+    import io
+
+    from PIL import Image
+
+    p = people(db, settings, world)
+    officer, boss = as_user("safety_b"), as_user("boss_b")
+    permit = api.post(
+        "/api/v1/permits", json=body(world, p.welder.id, p.applicant.id), headers=officer
+    ).json()
+    url = f"/api/v1/permits/{permit['id']}"
+    assert api.post(f"{url}/events", json={"kind": "submit"}, headers=officer).status_code == 201
+    image = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(image, "PNG")
+    uploaded = api.post(
+        f"{url}/photos", files={"photo": ("site.png", image.getvalue(), "image/png")}, headers=boss
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    key = uploaded.json()["photo"]
+    assert key.startswith("photos/") and key.endswith(".png")
+    # Not a photo: refused by its bytes, whatever its name says.
+    fake = api.post(
+        f"{url}/photos", files={"photo": ("x.jpg", b"<svg/>", "image/jpeg")}, headers=boss
+    )
+    assert fake.status_code == 415 and fake.json()["error"]["details"][0]["field"] == "photo"
+    # A key the upload never handed out is refused, and nothing is written.
+    bad = api.post(
+        f"{url}/events",
+        json={"kind": "site_survey", "photos": ["../../secret.key"]},
+        headers=boss,
+    )
+    assert bad.status_code == 422 and "照片编号无效" in bad.text
+    # The photo is served only once a step names it, and only within scope.
+    assert api.get(f"{url}/photos/{key}", headers=boss).status_code == 404
+    step = api.post(f"{url}/events", json={"kind": "site_survey", "photos": [key]}, headers=boss)
+    assert step.status_code == 201, step.text
+    served = api.get(f"{url}/photos/{key}", headers=as_user("reg_changning"))
+    assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+    assert api.get(f"{url}/photos/{key}", headers=as_user("ent_a")).status_code == 404
+    # Readers cannot upload.
+    readers = as_user("reg_changning")
+    refused = api.post(
+        f"{url}/photos", files={"photo": ("a.png", image.getvalue(), "image/png")}, headers=readers
+    )
+    assert refused.status_code == 403

@@ -8,8 +8,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tests.factories import NOW, World
+from tests.factories import NOW, PASSWORD, World
 from tests.permit.permits import PHOTO, create, people, permit_input, scope_of, user
+from weldguard.auth.models import User
+from weldguard.auth.service import AuthService, NewUser
 from weldguard.config import Settings
 from weldguard.errors import InvalidInput, NotFound, PermissionDenied
 from weldguard.permit.models import Permit, PermitEventRow
@@ -130,6 +132,61 @@ def test_a_role_without_authority_cannot_approve(
     reg = user(db, "reg_changning")
     with pytest.raises(PermissionDenied):
         PermitService(db).apply(scope_of(db, settings, reg), reg, steps.id, "approve", {}, NOW)
+
+
+def unit_head(db: Session, settings: Settings, world: World) -> User:
+    AuthService(db, settings).create_user(
+        NewUser(
+            "unit_b",
+            PASSWORD,
+            "unit_head",
+            "王工段长",
+            enterprise_credit_code=world.enterprises["B"].credit_code,
+        )
+    )
+    db.commit()
+    return user(db, "unit_b")
+
+
+def test_the_unit_head_approves_a_second_level_permit_on_a_working_day(
+    db: Session, settings: Settings, world: World
+) -> None:
+    p = people(db, settings, world)
+    head = unit_head(db, settings, world)
+    monday = NOW + timedelta(hours=22)  # Monday 2026-11-23 10:00, a working day
+    steps = create(
+        db, settings, world, p, level=None, starts_at=monday, ends_at=monday + timedelta(hours=6)
+    )
+    row = db.get(Permit, steps.id)
+    assert row is not None and row.level == "second"
+    steps.do(p.applicant, "submit", monday)
+    steps.do(head, "site_survey", monday, photos=PHOTO)
+    steps.do(p.welder, "confirm_risks", monday)
+    approved = steps.do(head, "approve", monday)
+    assert approved.status == "approved"
+    event = db.scalars(
+        select(PermitEventRow)
+        .where(PermitEventRow.permit_id == steps.id)
+        .order_by(PermitEventRow.id.desc())
+    ).first()
+    assert event is not None and event.person_role == "unit"
+
+
+def test_the_unit_head_cannot_approve_a_permit_raised_on_a_rest_day(
+    db: Session, settings: Settings, world: World
+) -> None:
+    p = people(db, settings, world)
+    head = unit_head(db, settings, world)
+    # Sunday: the 二级 window is managed at 一级, the safety department's or higher.
+    steps = create(db, settings, world, p, level=None)
+    row = db.get(Permit, steps.id)
+    assert row is not None and row.level == "first"
+    steps.do(p.applicant, "submit", NOW)
+    steps.do(head, "site_survey", NOW, photos=PHOTO)
+    steps.do(p.welder, "confirm_risks", NOW)
+    with pytest.raises(PermitRefused) as refused:
+        steps.do(head, "approve", NOW)
+    assert "APPROVER_NOT_AUTHORISED" in codes(refused)
 
 
 def test_gas_too_old_or_over_the_limit_stops_the_start(

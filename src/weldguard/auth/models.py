@@ -17,6 +17,9 @@ class Role(StrEnum):
     INSPECTOR = "inspector"
     ENTERPRISE_ADMIN = "enterprise_admin"
     SAFETY_OFFICER = "safety_officer"
+    # 动火点所在单位负责人: the head of a unit (workshop, project team) of an
+    # enterprise, who approves its 二级 hot-work permits.
+    UNIT_HEAD = "unit_head"
     WELDER = "welder"
     INSTALLER = "installer"
 
@@ -26,7 +29,7 @@ class Role(StrEnum):
 
     @property
     def is_enterprise_role(self) -> bool:
-        return self in (Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER)
+        return self in (Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER, Role.UNIT_HEAD)
 
     @property
     def is_area_role(self) -> bool:
@@ -39,6 +42,7 @@ ROLE_LABELS = {
     Role.INSPECTOR: "检查员",
     Role.ENTERPRISE_ADMIN: "企业管理员",
     Role.SAFETY_OFFICER: "企业安全管理员",
+    Role.UNIT_HEAD: "单位负责人",
     Role.WELDER: "焊工",
     Role.INSTALLER: "安装人员",
 }

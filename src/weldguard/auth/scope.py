@@ -43,6 +43,7 @@ _ALLOWED: dict[Role, frozenset[Action]] = {
     Role.INSPECTOR: frozenset({Action.EXPORT}),
     Role.ENTERPRISE_ADMIN: frozenset({Action.MANAGE_ENTERPRISE_ASSETS, Action.EXPORT}),
     Role.SAFETY_OFFICER: frozenset({Action.MANAGE_ENTERPRISE_ASSETS, Action.EXPORT}),
+    Role.UNIT_HEAD: frozenset(),
     Role.WELDER: frozenset(),
     Role.INSTALLER: frozenset(),
 }

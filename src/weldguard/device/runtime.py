@@ -2,7 +2,8 @@
 WELDGUARD_MQTT_URL names one), the ingest worker with its sinks (command acks,
 device alarms), the command dispatcher, and for the demo a fleet of simulated
 chips, all on the server's event loop next to the web application; also the daily
-rollup of the scan statistics (unlock/scan_rollup.py).
+rollup of the scan statistics (unlock/scan_rollup.py) and the permit supervisor
+(permit/supervisor.py).
 
 A large installation runs ``weldguard ingest`` processes of its own against
 Mosquitto instead (WELDGUARD_SERVE_DEVICE_WORKERS=false); this module is the
@@ -115,6 +116,7 @@ async def device_runtime(
         if settings.serve_device_workers:
             _start_workers(runtime, settings, session_factory)
         _start_scan_rollup(runtime, session_factory)
+        _start_permit_supervisor(runtime, settings, session_factory)
         if fleet_file is not None:
             ingest = runtime.workers.get("ingest")
             if ingest is not None:
@@ -179,6 +181,20 @@ def _start_scan_rollup(runtime: DeviceRuntime, session_factory: sessionmaker[Ses
     rollup = ScanRollup(session_factory)
     runtime.workers["scan_rollup"] = rollup
     _spawn(runtime, rollup.run(), "scan-rollup")
+
+
+def _start_permit_supervisor(
+    runtime: DeviceRuntime, settings: Settings, session_factory: sessionmaker[Session]
+) -> None:
+    """The permit supervisor (permit/supervisor.py), at start and every 30 s. Every
+    ``serve`` runs it: each permit is claimed row by row, so several processes
+    share the work without acting twice on one permit. It signs the locks of the
+    machines of the permits it stops with the device secrets."""
+    from weldguard.permit.supervisor import PermitSupervisor
+
+    supervisor = PermitSupervisor.from_settings(settings, session_factory)
+    runtime.workers["permit_supervisor"] = supervisor
+    _spawn(runtime, supervisor.run(), "permit-supervisor")
 
 
 def _start_fleet(

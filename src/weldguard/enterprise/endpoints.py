@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
 
 from weldguard.deps import CurrentScope, DbSession
 from weldguard.enterprise.fields import PlaceResolver, validate_enterprise
@@ -95,6 +96,24 @@ def set_opening_hours(
 ) -> EnterpriseOut:
     enterprise = EnterpriseService(session).set_opening_hours(
         scope, enterprise_id, [w.model_dump() for w in body]
+    )
+    return EnterpriseOut.model_validate(enterprise)
+
+
+class PermitRequirementIn(BaseModel):
+    permit_required: bool | None = Field(
+        description="true: every hot work here needs a permit; false: none does; "
+        "null: the sector rule decides"
+    )
+
+
+@router.put("/{enterprise_id}/permit-requirement", response_model=EnterpriseOut)
+def set_permit_requirement(
+    enterprise_id: int, body: PermitRequirementIn, session: DbSession, scope: CurrentScope
+) -> EnterpriseOut:
+    """A regulator sets it either way; the enterprise may only require permits."""
+    enterprise = EnterpriseService(session).set_permit_requirement(
+        scope, enterprise_id, body.permit_required
     )
     return EnterpriseOut.model_validate(enterprise)
 

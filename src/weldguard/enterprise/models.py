@@ -36,6 +36,9 @@ class Enterprise(Base):
     # Crowded places: [{"days": [1..7], "open": "09:00", "close": "21:00"}]; no hot
     # work inside these windows.
     opening_hours: Mapped[list[Any] | None] = mapped_column(JSON)
+    # Whether hot work here needs a permit, set for this enterprise by a regulator
+    # (or tightened by the enterprise itself); None: the sector rule decides.
+    permit_required: Mapped[bool | None] = mapped_column(Boolean, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -44,6 +44,7 @@ class EnterpriseOut(BaseModel):
     declared_machine_count: int
     declared_welder_count: int
     opening_hours: list[dict[str, object]] | None
+    permit_required: bool | None = None
 
 
 class OpeningWindow(BaseModel):

@@ -8,7 +8,7 @@ from weldguard.auth.scope import Action, Scope
 from weldguard.enterprise.fields import EnterpriseData, apply
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.enterprise.repository import EnterpriseRepository
-from weldguard.errors import ErrorDetail, InvalidInput, NotFound
+from weldguard.errors import ErrorDetail, InvalidInput, NotFound, PermissionDenied
 from weldguard.jurisdiction.models import Level
 
 OUTSIDE_AREA = "所属区域不在您的管辖范围内"
@@ -67,6 +67,25 @@ class EnterpriseService:
         if errors:
             raise InvalidInput("营业时间有误", errors)
         enterprise.opening_hours = hours
+        self.session.flush()
+        return enterprise
+
+    def set_permit_requirement(
+        self, scope: Scope, enterprise_id: int, required: bool | None
+    ) -> Enterprise:
+        """Whether hot work at the enterprise needs a permit, whatever its sector
+        says (None: the sector rule again). A regulator of its area decides either
+        way; the enterprise may only tighten it (require permits) for itself, never
+        relax what the rule or a regulator asked for."""
+        enterprise = self.get(scope, enterprise_id)
+        if scope.may(Action.MANAGE_REGISTER):
+            enterprise.permit_required = required
+        elif scope.may(Action.MANAGE_ENTERPRISE_ASSETS) and required is True:
+            enterprise.permit_required = True
+        elif scope.may(Action.MANAGE_ENTERPRISE_ASSETS):
+            raise PermissionDenied("企业只能提高要求（动火须持作业票），放宽须由监管部门设置")
+        else:
+            raise PermissionDenied("当前账号无权设置动火作业票要求")
         self.session.flush()
         return enterprise
 

@@ -14,6 +14,7 @@ from weldguard.domain.geo import GeoPoint
 from weldguard.domain.permits import (
     Approval,
     ApproverRole,
+    CrowdedPlaceException,
     FireWatch,
     FireWatchCheckIn,
     GasSample,
@@ -304,7 +305,25 @@ def content_of(
         linked_permits=tuple(row.linked_permits),
         gas_analysis_required=row.gas_analysis_required,
         check_in_interval=timedelta(minutes=row.check_in_interval_min),
+        crowded_exception=crowded_exception_of(row.crowded_exception),
     )
+
+
+def crowded_exception_of(data: Any) -> CrowdedPlaceException | None:
+    if data is None:
+        return None
+    return CrowdedPlaceException(
+        _step_of(data.get("risk_assessment")), _step_of(data.get("fire_separation"))
+    )
+
+
+def crowded_exception_json(exception: CrowdedPlaceException | None) -> Json | None:
+    if exception is None:
+        return None
+    return {
+        "risk_assessment": _step_json(exception.risk_assessment),
+        "fire_separation": _step_json(exception.fire_separation),
+    }
 
 
 def held_certificate(cert: Certificate, status: CertificateStatus) -> HeldCertificate:

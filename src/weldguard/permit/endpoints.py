@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from weldguard.deps import AppState, CurrentScope, CurrentUser, DbSession, Now, app_state
@@ -28,6 +29,7 @@ from weldguard.permit.service import (
     PersonInput,
     WelderEntry,
 )
+from weldguard.photos import PhotoRejected, photo_media_type, read_photo, store_photo
 from weldguard.schemas import PageOut
 from weldguard.unlock.records import local_day_bounds
 from weldguard.unlock.service import device_secrets
@@ -89,6 +91,10 @@ class PermitIn(BaseModel):
     gas_analysis_required: bool = False
     special_equipment: bool = False
     check_in_interval_min: int = 30
+    crowded_exception: bool = Field(
+        default=False,
+        description="Request the crowded-place exception path (work in opening hours)",
+    )
 
     def as_input(self) -> PermitInput:
         def person(p: PersonIn | None) -> PersonInput | None:
@@ -120,6 +126,7 @@ class PermitIn(BaseModel):
             gas_analysis_required=self.gas_analysis_required,
             special_equipment=self.special_equipment,
             check_in_interval_min=self.check_in_interval_min,
+            crowded_exception=self.crowded_exception,
         )
 
 
@@ -127,7 +134,9 @@ class EventIn(BaseModel):
     """``kind`` and the step's own fields: ``photos`` (stored photo keys), ``note``;
     gas_sample: ``taken_at``, ``gas``, ``lel_percent``, ``reading_percent``,
     ``analyst``, ``position`` {lat, lon}; check_in: ``position``; confirm_measure:
-    ``code``; confirm_notice: ``location`` (entrance | site); dispose: ``no_embers``."""
+    ``code``; confirm_notice: ``location`` (entrance | site); dispose: ``no_embers``;
+    crowded_risk_assessment and crowded_fire_separation (the crowded-place
+    exception path, before approval): ``photos`` (at least one), ``note``."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -188,6 +197,7 @@ class PermitOut(BaseModel):
     gas_analysis_required: bool
     special_equipment: bool
     check_in_interval_min: int
+    crowded_exception: dict[str, Any] | None
     created_by_user_id: int
     created_at: datetime
     updated_at: datetime
@@ -229,6 +239,7 @@ class PermitOut(BaseModel):
             gas_analysis_required=p.gas_analysis_required,
             special_equipment=p.special_equipment,
             check_in_interval_min=p.check_in_interval_min,
+            crowded_exception=p.crowded_exception,
             created_by_user_id=p.created_by_user_id,
             created_at=p.created_at,
             updated_at=p.updated_at,
@@ -314,6 +325,51 @@ def edit_permit(
     service = PermitService(session)
     service.edit(scope, user, permit_id, body.as_input(), now)
     return PermitOut.of(*service.events(scope, permit_id))
+
+
+class PhotoOut(BaseModel):
+    photo: str = Field(description="The key to list in a step's ``photos``")
+
+
+@router.post("/permits/{permit_id}/photos", response_model=PhotoOut, status_code=201)
+def upload_photo(
+    permit_id: int,
+    photo: Annotated[UploadFile, File(description="JPEG or PNG, at most 8 MB")],
+    state: Annotated[AppState, Depends(app_state)],
+    session: DbSession,
+    scope: CurrentScope,
+    user: CurrentUser,
+) -> PhotoOut:
+    """A photo taken on site for a step: stored first, then named in the step's
+    ``photos``. Only for those who may sign the permit's steps."""
+    service = PermitService(session)
+    service.require_signer(scope, user, permit_id)
+    read = read_photo(photo.file)
+    if isinstance(read, PhotoRejected):
+        error = invalid("photo", read.reason)
+        error.status_code = read.status
+        raise error
+    content, extension = read
+    return PhotoOut(photo=store_photo(state.settings.data_dir, content, extension))
+
+
+@router.get("/permits/{permit_id}/photos/{folder}/{name}")
+def get_photo(
+    permit_id: int,
+    folder: str,
+    name: str,
+    state: Annotated[AppState, Depends(app_state)],
+    session: DbSession,
+    scope: CurrentScope,
+) -> FileResponse:
+    """A photo one of the permit's steps names, to whoever may read the permit."""
+    key = f"{folder}/{name}"
+    path = PermitService(session).photo_path(scope, permit_id, key, state.settings.data_dir)
+    return FileResponse(
+        path,
+        media_type=photo_media_type(key),
+        headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.post("/permits/{permit_id}/events", response_model=PermitOut, status_code=201)

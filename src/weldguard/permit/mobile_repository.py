@@ -64,14 +64,30 @@ class MobileJobRepository:
         )
 
     def page(
-        self, scope: Scope, state: str | None, now: datetime, page: int, size: int
+        self,
+        scope: Scope,
+        state: str | None,
+        now: datetime,
+        page: int,
+        size: int,
+        *,
+        enterprise_id: int | None = None,
+        between: tuple[datetime, datetime] | None = None,
     ) -> Page[MobileJob]:
-        """Newest window first."""
-        stmt = (
-            self._loaded()
-            .where(visible_jobs(scope), *_state_clause(state, now))
-            .order_by(MobileJob.starts_at.desc(), MobileJob.id.desc())
-        )
+        """Newest window first; optionally one enterprise's jobs (as contractor or
+        client) and those whose window overlaps ``between`` (half-open)."""
+        clauses = [visible_jobs(scope), *_state_clause(state, now)]
+        if enterprise_id is not None:
+            clauses.append(
+                or_(
+                    MobileJob.contractor_enterprise_id == enterprise_id,
+                    MobileJob.client_enterprise_id == enterprise_id,
+                )
+            )
+        if between is not None:
+            clauses += [MobileJob.starts_at < between[1], MobileJob.ends_at > between[0]]
+        stmt = self._loaded().where(*clauses)
+        stmt = stmt.order_by(MobileJob.starts_at.desc(), MobileJob.id.desc())
         return paginate(self.session, stmt, page, size)
 
     def visible(self, scope: Scope, job_id: int) -> MobileJob | None:

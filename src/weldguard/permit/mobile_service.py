@@ -92,9 +92,19 @@ class MobileJobService:
 
     # --- reads -----------------------------------------------------------------
     def list_page(
-        self, scope: Scope, state: str | None, now: datetime, page: int, size: int
+        self,
+        scope: Scope,
+        state: str | None,
+        now: datetime,
+        page: int,
+        size: int,
+        *,
+        enterprise_id: int | None = None,
+        between: tuple[datetime, datetime] | None = None,
     ) -> Page[MobileJob]:
-        return self.repo.page(scope, state, now, page, size)
+        return self.repo.page(
+            scope, state, now, page, size, enterprise_id=enterprise_id, between=between
+        )
 
     def get(self, scope: Scope, job_id: int) -> MobileJob:
         job = self.repo.visible(scope, job_id)

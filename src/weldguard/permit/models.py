@@ -63,6 +63,9 @@ class Permit(Base):
     gas_analysis_required: Mapped[bool] = mapped_column(Boolean, default=False)
     special_equipment: Mapped[bool] = mapped_column(Boolean, default=False)
     check_in_interval_min: Mapped[int] = mapped_column(Integer)
+    # The crowded-place exception path (营业时间动火), when requested: its two signed
+    # records ({"risk_assessment": step | null, "fire_separation": step | null}).
+    crowded_exception: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_by_user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -12,11 +12,12 @@ from sqlalchemy import ColumnElement, CursorResult, exists, func, or_, select, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from weldguard.auth.models import User
 from weldguard.auth.scope import Scope
 from weldguard.domain.permits import CLAIMING_STATUSES, MachineClaim, PermitStatus
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.errors import Conflict
-from weldguard.machine.models import Machine
+from weldguard.machine.models import Machine, MachineStatus
 from weldguard.pagination import Page, paginate
 from weldguard.permit.models import Permit, PermitEventRow, PermitMachine, PermitWelder
 from weldguard.welder.models import Certificate, Employment, Welder
@@ -36,6 +37,13 @@ class PermitFilter:
     enterprise_id: int | None = None
     since: datetime | None = None  # windows ending after
     until: datetime | None = None  # windows starting before
+
+
+@dataclass(frozen=True)
+class FormChoices:
+    machines: list[Machine]
+    welders: list[Welder]
+    accounts: list[User]
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,14 @@ class PermitRepository:
                 .order_by(PermitEventRow.id)
             )
         )
+
+    def names_photo(self, permit_id: int, key: str) -> bool:
+        """Whether one of the permit's steps names the photo ``key``. Read in
+        Python: the photo lists are JSON, and a permit has tens of steps."""
+        photos = self.session.scalars(
+            select(PermitEventRow.photos).where(PermitEventRow.permit_id == permit_id)
+        )
+        return any(key in listed for listed in photos)
 
     def event(self, event_id: int) -> PermitEventRow | None:
         return self.session.get(PermitEventRow, event_id)
@@ -157,6 +173,14 @@ class PermitRepository:
             select(Enterprise).where(Enterprise.id == enterprise_id, scope.enterprise_filter())
         ).one_or_none()
 
+    def enterprise_names(self, ids: Collection[int]) -> dict[int, str]:
+        if not ids:
+            return {}
+        rows = self.session.execute(
+            select(Enterprise.id, Enterprise.name).where(Enterprise.id.in_(sorted(ids)))
+        )
+        return {row.id: row.name for row in rows}
+
     def site_of(self, enterprise_id: int, site_id: int) -> bool:
         found = self.session.scalar(
             select(Site.id).where(Site.id == site_id, Site.enterprise_id == enterprise_id)
@@ -185,6 +209,42 @@ class PermitRepository:
                 select(Welder).where(Welder.id.in_(sorted(ids)), Welder.id.in_(employed))
             )
         )
+
+    def form_choices(self, enterprise_id: int, day: date) -> FormChoices:
+        """What an applicant picks from: the enterprise's machines in service, the
+        welders it employs on ``day``, and the people with an account who may sign
+        (its staff and those welders' accounts)."""
+        employed = select(Employment.welder_id).where(
+            Employment.enterprise_id == enterprise_id,
+            Employment.start_date <= day,
+            or_(Employment.end_date.is_(None), Employment.end_date >= day),
+        )
+        welders = list(
+            self.session.scalars(
+                select(Welder).where(Welder.id.in_(employed)).order_by(Welder.name, Welder.id)
+            )
+        )
+        machines = list(
+            self.session.scalars(
+                select(Machine)
+                .where(
+                    Machine.enterprise_id == enterprise_id,
+                    Machine.status != MachineStatus.RETIRED.value,
+                )
+                .order_by(Machine.code)
+            )
+        )
+        accounts = list(
+            self.session.scalars(
+                select(User)
+                .where(
+                    User.is_active.is_(True),
+                    or_(User.enterprise_id == enterprise_id, User.welder_id.in_(employed)),
+                )
+                .order_by(User.display_name, User.id)
+            )
+        )
+        return FormChoices(machines, welders, accounts)
 
     def welders(self, ids: Collection[int]) -> list[Welder]:
         if not ids:

@@ -7,10 +7,11 @@ bookings, and on acceptance appends the event and moves the header in the same
 flush. A refusal raises :class:`PermitRefused` with every reason. Services flush;
 the request or the command commits.
 
-Who writes: the enterprise's admin and safety officer (their enterprise's permits),
-and a welder the steps of the work on a permit naming them (:data:`WELDER_EVENTS`);
-everyone else reads within their scope (403 on a write). Who approves is mapped from
-our roles onto the standard's approval authorities (:data:`APPROVER_ROLES`)."""
+Who writes: the enterprise's admin, safety officer and unit heads (their
+enterprise's permits), and a welder the steps of the work on a permit naming them
+(:data:`WELDER_EVENTS`); everyone else reads within their scope (403 on a write).
+Who approves is mapped from our roles onto the standard's approval authorities
+(:data:`APPROVER_ROLES`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -46,9 +48,11 @@ from weldguard.domain.permits import (
     Dispose,
     Edit,
     EndWork,
+    Expire,
     GasSample,
     HotWorkMethod,
     MachineClaim,
+    MonitorReading,
     NoticeLocation,
     PauseWork,
     Permit,
@@ -69,9 +73,12 @@ from weldguard.domain.permits import (
     Reject,
     ResumeWork,
     StartWork,
+    StepRecord,
     Submit,
     Suspend,
     SuspendCause,
+    allowed_from,
+    assess_level,
     check_certificates,
     check_machines,
     machines_to_lock,
@@ -90,9 +97,17 @@ from weldguard.errors import (
     PermissionDenied,
 )
 from weldguard.permit import models as m
+from weldguard.permit.alarm_repository import MonitorRepository
 from weldguard.permit.calendar_service import CalendarService
-from weldguard.permit.codec import content_of, held_certificate, permit_of, state_json
+from weldguard.permit.codec import (
+    content_of,
+    crowded_exception_json,
+    held_certificate,
+    permit_of,
+    state_json,
+)
 from weldguard.permit.repository import PermitRepository
+from weldguard.photos import PHOTO_NAME, photo_file
 from weldguard.unlock.facts import place_facts
 from weldguard.unlock.service import end_sessions_under_permit
 from weldguard.welder.service import status_of
@@ -100,6 +115,7 @@ from weldguard.welder.service import status_of
 __all__ = [
     "APPROVER_ROLES",
     "EVENT_KINDS",
+    "EVENT_TYPES",
     "WELDER_EVENTS",
     "LoadedPermit",
     "PermitInput",
@@ -107,16 +123,19 @@ __all__ = [
     "PermitService",
     "PersonInput",
     "WelderEntry",
+    "steps_open_to",
 ]
 
 #: Our enterprise roles as the standard's approval authorities (GB 30871-2022: 特级
-#: the enterprise's leader in charge, 一级 the safety department, 二级 the unit).
-#: The enterprise admin is the account of the enterprise's management, the safety
-#: officer that of its safety department; no role of ours is a unit head yet, so a
-#: 二级 permit is approved by either (a higher authority may approve a lower level).
+#: the enterprise's leader in charge, 一级 the safety department, 二级 the unit
+#: where the hot spot is). The enterprise admin is the account of the enterprise's
+#: management, the safety officer that of its safety department, the unit head
+#: (单位负责人) that of a workshop or project team; a higher authority may approve
+#: a lower level, never the reverse.
 APPROVER_ROLES: Mapping[Role, ApproverRole] = {
     Role.ENTERPRISE_ADMIN: ApproverRole.ENTERPRISE_LEADER,
     Role.SAFETY_OFFICER: ApproverRole.SAFETY_DEPARTMENT,
+    Role.UNIT_HEAD: ApproverRole.UNIT,
 }
 
 #: The steps a welder named on a permit may sign (the rules check who exactly).
@@ -134,13 +153,16 @@ WELDER_EVENTS = frozenset(
     }
 )
 
-WRITERS = frozenset({Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER, Role.WELDER})
+WRITERS = frozenset({Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER, Role.UNIT_HEAD, Role.WELDER})
 
 NAME_MAX = 64
 PLACE_MAX = 256
 PHOTO_MAX = 255
 NOTE_MAX = 500
 MAX_PHOTOS = 20
+#: How the platform signs the steps the rules take themselves (``apply_rule``).
+SYSTEM_NAME = "系统"
+SYSTEM_ROLE = "system"
 
 
 class PermitRefused(DomainError):
@@ -216,6 +238,7 @@ class PermitInput:
     gas_analysis_required: bool = False
     special_equipment: bool = False
     check_in_interval_min: int = 30
+    crowded_exception: bool = False
     enterprise_id: int | None = None
     site_id: int | None = None
 
@@ -247,6 +270,8 @@ EVENT_KINDS = (
     "dispose",
     "close",
     "cancel",
+    "crowded_risk_assessment",
+    "crowded_fire_separation",
 )
 
 
@@ -277,7 +302,12 @@ def _photos(value: Any, problems: FieldErrors) -> tuple[str, ...]:
     if len(value) > MAX_PHOTOS or any(len(p) > PHOTO_MAX for p in value):
         problems.add("photos", f"最多 {MAX_PHOTOS} 张照片，每个编号最长 {PHOTO_MAX} 个字符")
         return ()
-    return tuple(p.strip() for p in value)
+    keys = tuple(p.strip() for p in value)
+    if not all(PHOTO_NAME.fullmatch(k) for k in keys):
+        # Only keys the upload handed out: a step never points at a file of its choosing.
+        problems.add("photos", "照片编号无效：请先上传照片（POST …/photos），再使用返回的编号")
+        return ()
+    return keys
 
 
 def _number(value: Any, name: str, problems: FieldErrors) -> float | None:
@@ -332,6 +362,21 @@ class PermitService:
         if row is None:
             raise NotFound("作业票不存在")
         return row
+
+    def require_signer(self, scope: Scope, user: User, permit_id: int) -> m.Permit:
+        """The permit, when ``user`` may sign its steps (else 404 outside the scope,
+        403 for a reader)."""
+        row = self.get(scope, permit_id)
+        self._require_writer(scope, user)
+        return row
+
+    def photo_path(self, scope: Scope, permit_id: int, key: str, data_dir: Path) -> Path:
+        """The stored file of a photo one of the permit's steps names."""
+        row = self.get(scope, permit_id)
+        path = photo_file(data_dir, key)
+        if path is None or not self.repo.names_photo(row.id, key):
+            raise NotFound("照片不存在")
+        return path
 
     def events(self, scope: Scope, permit_id: int) -> tuple[m.Permit, list[m.PermitEventRow]]:
         row = self.get(scope, permit_id)
@@ -509,6 +554,18 @@ class PermitService:
         if data.base_level not in levels:
             p.add("base_level", "动火级别应为 special（特级）、first（一级）或 second（二级）")
         level = data.level or data.base_level
+        starts, ends = data.starts_at, data.ends_at
+        known = data.base_level in levels and starts and ends and _aware(starts) and _aware(ends)
+        if data.level is None and known and starts and ends and starts < ends:
+            # Left out: the level the rules manage the window at (holidays, rest days
+            # and nights raise it one level), as the applicant would be told.
+            level = assess_level(
+                PermitLevel(data.base_level),
+                starts,
+                ends,
+                self.calendar_between(starts, ends),
+                self.policy,
+            ).level.value
         if level not in levels:
             p.add("level", "动火级别应为 special（特级）、first（一级）或 second（二级）")
         if not _aware(data.starts_at):
@@ -580,6 +637,11 @@ class PermitService:
         row.gas_analysis_required = data.gas_analysis_required
         row.special_equipment = data.special_equipment
         row.check_in_interval_min = data.check_in_interval_min
+        # Requested afresh on every save: an assessment signed for other content
+        # does not carry over to an edited permit.
+        row.crowded_exception = (
+            {"risk_assessment": None, "fire_separation": None} if data.crowded_exception else None
+        )
         row.welders = [
             m.PermitWelder(welder_id=e.welder_id, certificate_ids=list(chosen[e.welder_id]))
             for e in data.welders
@@ -658,6 +720,8 @@ class PermitService:
         if scope.welder_id is not None and kind not in WELDER_EVENTS:
             raise PermissionDenied("焊工不能执行此步骤")
         loaded = self.load(scope, permit_id, now, lock=True)
+        if kind in EXCEPTION_KINDS:
+            return self._record_exception(loaded, kind, user, data, now)
         row, permit = loaded.row, loaded.permit
         version = row.version
         problems = FieldErrors()
@@ -680,6 +744,7 @@ class PermitService:
             event,
             now,
             calendar=self._calendar(permit.content),
+            monitor=self._monitor(permit, now),
             other_claims=claims,
             policy=self.policy,
         )
@@ -691,13 +756,7 @@ class PermitService:
         payload = {k: data[k] for k in _PAYLOAD_FIELDS if k in data}
         if step.note:
             payload["note"] = step.note
-        stopped = machines_to_lock(permit, result.permit)
-        if stopped:
-            # The permit no longer covers work: its machines lock now, not at the
-            # end of its window.
-            end_sessions_under_permit(
-                self.session, self.device_secrets, row.id, stopped, now, self.lock_ttl_s
-            )
+        self._stop_machines(row, permit, result.permit, now)
         return self._advance(
             row,
             version,
@@ -711,10 +770,107 @@ class PermitService:
             now,
         )
 
+    def _record_exception(
+        self, loaded: LoadedPermit, kind: str, user: User, data: Mapping[str, Any], now: datetime
+    ) -> m.PermitEventRow:
+        """One of the crowded-place exception path's two records (全面风险评估,
+        不燃材料防火分隔), signed with photos before the approval, which then has
+        to come from the higher level (the rules check it when approving)."""
+        row, permit = loaded.row, loaded.permit
+        problems = FieldErrors()
+        photos = _photos(data.get("photos"), problems)
+        note = _text(data.get("note"), "note", NOTE_MAX, problems)
+        if not photos:
+            problems.add("photos", "须拍摄照片留证")
+        problems.raise_if_any(EXCEPTION_KINDS[kind])
+        reasons = []
+        if permit.status not in (PermitStatus.DRAFT, PermitStatus.SUBMITTED):
+            reasons.append(
+                PermitReason(
+                    PermitReasonCode.EDIT_AFTER_APPROVAL,
+                    f"作业票当前为“{permit.status.label}”，例外程序须在审批前完成",
+                )
+            )
+        exception = permit.content.crowded_exception
+        if exception is None:
+            reasons.append(
+                PermitReason(
+                    PermitReasonCode.CROWDED_EXCEPTION_INCOMPLETE,
+                    "作业票未申请人员密集场所营业时间动火例外",
+                )
+            )
+        if reasons:
+            raise PermitRefused.of(reasons, EXCEPTION_KINDS[kind])
+        assert exception is not None
+        record = StepRecord(now, _person(user), photos, note)
+        field_name = kind.removeprefix("crowded_")
+        row.crowded_exception = crowded_exception_json(
+            dataclasses.replace(exception, **{field_name: record})
+        )
+        role = APPROVER_ROLES.get(Role(user.role))
+        payload = {"note": note} if note else {}
+        return self._advance(
+            row,
+            row.version,
+            permit,
+            permit,
+            kind,
+            user,
+            role.value if role else user.role,
+            payload,
+            photos,
+            now,
+        )
+
+    def apply_rule(self, loaded: LoadedPermit, event: Expire | Suspend, now: datetime) -> Permit:
+        """Applies what ``supervise`` demands, as the platform (no account; signed
+        "系统"): the same log, header move and machine locks as a person's step.
+        ``loaded`` must come from ``load(..., lock=True)`` in this transaction."""
+        row, permit = loaded.row, loaded.permit
+        version = row.version
+        result = transition(
+            permit,
+            event,
+            now,
+            calendar=self._calendar(permit.content),
+            monitor=self._monitor(permit, now),
+            policy=self.policy,
+        )
+        if isinstance(result, Refused):
+            raise PermitRefused.of(result.reasons, event.label)
+        assert isinstance(result, Accepted)
+        payload: dict[str, Any] = {}
+        if isinstance(event, Suspend):
+            payload = {"cause": event.cause.value, "note": event.note}
+        self._stop_machines(row, permit, result.permit, now)
+        kind = "suspend" if isinstance(event, Suspend) else "expire"
+        self._advance(
+            row, version, permit, result.permit, kind, None, SYSTEM_ROLE, payload, (), now
+        )
+        return result.permit
+
+    def _stop_machines(self, row: m.Permit, before: Permit, after: Permit, now: datetime) -> None:
+        stopped = machines_to_lock(before, after)
+        if stopped:
+            # The permit no longer covers work: its machines lock now, not at the
+            # end of its window.
+            end_sessions_under_permit(
+                self.session, self.device_secrets, row.id, stopped, now, self.lock_ttl_s
+            )
+
+    def _monitor(self, permit: Permit, now: datetime) -> tuple[MonitorReading, ...]:
+        """The continuous monitor's latest readings, where the level needs them."""
+        if not permit.content.continuous_monitoring_required:
+            return ()
+        return MonitorRepository(self.session).latest(permit.content.id, now)
+
     def _calendar(self, content: PermitContent) -> WorkCalendar:
+        return self.calendar_between(content.starts_at, content.ends_at)
+
+    def calendar_between(self, starts_at: datetime, ends_at: datetime) -> WorkCalendar:
         tz = self.policy.timezone
-        first = content.starts_at.astimezone(tz).date() - timedelta(days=1)
-        last = content.ends_at.astimezone(tz).date() + timedelta(days=1)
+        first = starts_at.astimezone(tz).date() - timedelta(days=1)
+        last = ends_at.astimezone(tz).date() + timedelta(days=1)
         return CalendarService(self.session).work_calendar_between(first, last)
 
     def _require_writer(self, scope: Scope, user: User) -> None:
@@ -729,7 +885,7 @@ class PermitService:
         before: Permit | None,
         after: Permit,
         kind: str,
-        user: User,
+        user: User | None,
         role: str,
         payload: dict[str, Any],
         photos: tuple[str, ...],
@@ -740,9 +896,9 @@ class PermitService:
                 permit_id=row.id,
                 kind=kind,
                 at=now,
-                actor_user_id=user.id,
-                person_name=_person(user).name,
-                person_role=role or user.role,
+                actor_user_id=user.id if user is not None else None,
+                person_name=_person(user).name if user is not None else SYSTEM_NAME,
+                person_role=role or (user.role if user is not None else SYSTEM_ROLE),
                 status_before=before.status.value if before is not None else None,
                 status_after=after.status.value,
                 payload=_jsonable(payload),
@@ -762,7 +918,7 @@ class PermitService:
         before: Permit,
         after: Permit,
         kind: str,
-        user: User,
+        user: User | None,
         role: str,
         payload: dict[str, Any],
         photos: tuple[str, ...],
@@ -827,6 +983,7 @@ _CONTENT_COLUMNS = (
     "gas_analysis_required",
     "special_equipment",
     "check_in_interval_min",
+    "crowded_exception",
 )
 
 
@@ -919,6 +1076,69 @@ def _dispose(step: StepInput) -> PermitEvent | None:
 
 def _suspend(step: StepInput) -> PermitEvent | None:
     return Suspend(SuspendCause.ORDERED, step.by, step.note)
+
+
+#: The crowded-place exception path's records: signed like steps, kept with the
+#: content (the rules read them there), taken before the approval.
+EXCEPTION_KINDS: Mapping[str, str] = {
+    "crowded_risk_assessment": "全面风险评估",
+    "crowded_fire_separation": "不燃材料防火分隔",
+}
+
+#: Each step's domain event: which statuses it may be taken in.
+EVENT_TYPES: Mapping[str, type[PermitEvent]] = {
+    "submit": Submit,
+    "site_survey": RecordSiteSurvey,
+    "confirm_risks": ConfirmRisks,
+    "approve": Approve,
+    "reject": Reject,
+    "gas_sample": RecordGasSample,
+    "check_in": CheckIn,
+    "confirm_measure": ConfirmMeasure,
+    "confirm_notice": ConfirmNotice,
+    "clear": Clear,
+    "start": StartWork,
+    "pause": PauseWork,
+    "resume": ResumeWork,
+    "suspend": Suspend,
+    "reinstate": Reinstate,
+    "end": EndWork,
+    "dispose": Dispose,
+    "close": Close,
+    "cancel": Cancel,
+}
+
+#: The steps only an approver (:data:`APPROVER_ROLES`) takes.
+APPROVER_EVENTS = frozenset({"approve", "reject", "reinstate"})
+
+
+def steps_open_to(permit: Permit, user: User, scope: Scope) -> list[str]:
+    """The steps ``user`` may try on ``permit`` now, in the form's order. Only a
+    first filter for the pages (the status, the role, what is already signed); the
+    rules decide each step when it is taken."""
+    role = Role(user.role)
+    if role not in WRITERS or (scope.enterprise_id is None and scope.welder_id is None):
+        return []
+    status = permit.status
+    exception = permit.content.crowded_exception
+    steps = []
+    for kind in EVENT_KINDS:
+        if kind in EXCEPTION_KINDS:
+            if (
+                exception is None
+                or scope.welder_id is not None
+                or status not in (PermitStatus.DRAFT, PermitStatus.SUBMITTED)
+                or getattr(exception, kind.removeprefix("crowded_")) is not None
+            ):
+                continue
+        elif status not in allowed_from(EVENT_TYPES[kind]):
+            continue
+        if scope.welder_id is not None and kind not in WELDER_EVENTS:
+            continue
+        if kind in APPROVER_EVENTS and role not in APPROVER_ROLES:
+            continue
+        steps.append(kind)
+    return steps
 
 
 _BUILDERS: dict[str, Builder] = {

@@ -9,6 +9,7 @@ in :class:`~weldguard.unlock.repository.ScanRepository`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -67,7 +68,25 @@ def authorization_policy(settings: Settings) -> AuthorizationPolicy:
         max_distance_m=settings.scan_max_distance_m,
         require_position=settings.scan_require_position,
         refuse_when_busy_elsewhere=settings.scan_refuse_busy_elsewhere,
+        permit_rule=permit_rule_of(settings),
     )
+
+
+def _names(text: str) -> frozenset[str]:
+    return frozenset(x.strip() for x in text.replace("，", ",").split(",") if x.strip())
+
+
+def permit_rule_of(settings: Settings) -> PermitRule:
+    """Where a permit is required, as configured (sectors, processes, everywhere)."""
+    return _permit_rule(
+        settings.permit_sectors, settings.permit_processes, settings.permit_everywhere
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _permit_rule(sectors: str, processes: str, everywhere: bool) -> PermitRule:
+    # Built on every scan: parse the settings' text once.
+    return PermitRule(sectors=_names(sectors), processes=_names(processes), everywhere=everywhere)
 
 
 @dataclass(frozen=True)
@@ -155,6 +174,7 @@ def place_facts(enterprise: Enterprise) -> PlaceFacts:
         crowded_subtype=enterprise.crowded_subtype,
         opening_hours=opening_hours_of(enterprise),
         production_status=enterprise.production_status,
+        permit_required_override=enterprise.permit_required,
     )
 
 

@@ -62,6 +62,7 @@ from weldguard.unlock.facts import (
     ScanFacts,
     authorization_policy,
     gather_scan_facts,
+    permit_rule_of,
     scan_place_by_code,
     session_limit,
 )
@@ -186,6 +187,7 @@ class ScanService:
         self.commands = CommandService(
             self.session, device_secrets(self.settings.resolved_secret_key())
         )
+        self.permit_rule = permit_rule_of(self.settings)
 
     # ------------------------------------------------------------------ scanning
 
@@ -234,15 +236,22 @@ class ScanService:
         place, periods = found
         machine = place.machine
 
-        facts = gather_scan_facts(
-            self.session, user, machine, position, now, place=place, periods=periods
+        gather = functools.partial(
+            gather_scan_facts,
+            self.session,
+            user,
+            machine,
+            position,
+            now,
+            place=place,
+            periods=periods,
+            permit_rule=self.permit_rule,
         )
+        facts = gather()
         if self._any_left_behind(facts, now):
             # Rare: settle them, then judge what is true now.
             self.settle_stale(now, machine_id=machine.id, welder_id=user.welder_id)
-            facts = gather_scan_facts(
-                self.session, user, machine, position, now, place=place, periods=periods
-            )
+            facts = gather()
         decision = decide(facts.request, authorization_policy(self.settings))
         machine_position = facts.request.machine.position
         distance = (
