@@ -49,6 +49,24 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
     return value.astimezone(SHANGHAI).strftime(fmt)
 
 
+def datetime_input(value: datetime | None) -> str:
+    """A moment as the value of an ``<input type="datetime-local">``, China time."""
+    return value.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+
+def parse_datetime_input(raw: str) -> datetime | None:
+    """A ``datetime-local`` field (China time, no zone) as an aware moment; None
+    when empty or unreadable."""
+    text = raw.strip()[:32]
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value
+
+
 def local_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 

@@ -72,6 +72,20 @@ class Viewer:
         return self.role.is_enterprise_role or self.role == Role.WELDER
 
 
+#: Who sees the oversight pages (alarms, scan and work records): everyone but
+#: welders (their own pages) and installers.
+OVERSIGHT_ROLES = frozenset(
+    {
+        Role.ADMIN,
+        Role.REGULATOR,
+        Role.INSPECTOR,
+        Role.ENTERPRISE_ADMIN,
+        Role.SAFETY_OFFICER,
+        Role.UNIT_HEAD,
+    }
+)
+
+
 def can_import(scope: Scope) -> bool:
     return scope.may(Action.MANAGE_REGISTER) or scope.may(Action.IMPORT_CERTIFICATES)
 
@@ -84,9 +98,17 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
             NavItem("my_certificates", "我的证书", "/me/certificates"),
             NavItem("my_sessions", "我的作业", "/me/sessions"),
             NavItem("my_blocked", "我的被拒记录", "/me/blocked"),
+            NavItem("permits", "动火作业票", "/permits"),
+            NavItem("mobile_jobs", "流动作业报备", "/mobile-jobs"),
         ]
+    hot_work = [
+        NavItem("permits", "动火作业票", "/permits"),
+        NavItem("mobile_jobs", "流动作业", "/mobile-jobs"),
+        NavItem("small_works", "小型工程备案", "/small-works"),
+    ]
     oversight = [
         NavItem("alarms", "设备报警", "/alarms"),
+        NavItem("permit_alarms", "作业票报警", "/permit-alarms"),
         NavItem("scans", "扫码记录", "/scans"),
         NavItem("work_sessions", "作业记录", "/work-sessions"),
         NavItem("special_periods", "特殊时期", "/special-periods"),
@@ -99,8 +121,9 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
             NavItem("machines", "焊机", "/machines"),
             NavItem("welders", "焊工", "/welders"),
             NavItem("certificates", "证书", "/certificates"),
+            *hot_work,
             *oversight,
-            NavItem("install", "绑定芯片", "/install"),
+            *([NavItem("install", "绑定芯片", "/install")] if role != Role.UNIT_HEAD else []),
         ]
     items = [
         NavItem("home", "首页", "/"),
@@ -111,6 +134,7 @@ def _nav(role: Role, scope: Scope, enterprise_id: int | None) -> list[NavItem]:
     ]
     if role == Role.INSTALLER:
         return [*items, NavItem("install", "绑定芯片", "/install")]
+    items.extend(hot_work)
     items.extend(oversight)
     if role == Role.ADMIN:
         items.append(NavItem("install", "绑定芯片", "/install"))

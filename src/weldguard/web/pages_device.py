@@ -42,7 +42,7 @@ from weldguard.web.common import (
     settings_of,
     text_param,
 )
-from weldguard.web.context import PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.context import OVERSIGHT_ROLES, PageViewer, Viewer, area_options, resolve_area
 from weldguard.web.csrf import verify_csrf
 from weldguard.web.device_views import (
     ALARM_KIND_LABELS,
@@ -61,10 +61,7 @@ router = APIRouter()
 # Who may fit chips: installers in their area, enterprises on their own
 # machines, the admin everywhere (each within their scope).
 INSTALL_ROLES = frozenset({Role.INSTALLER, Role.ADMIN, Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER})
-# Who sees the device alarms.
-ALARM_ROLES = frozenset(
-    {Role.ADMIN, Role.REGULATOR, Role.INSPECTOR, Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER}
-)
+ALARM_ROLES = OVERSIGHT_ROLES
 
 # The platform's machine code (see machine.service.new_machine_code).
 MACHINE_CODE = re.compile(r"WG[0-9A-HJKMNP-TV-Z]{8}")

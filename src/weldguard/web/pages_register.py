@@ -3,27 +3,32 @@ detail pages of enterprises, machines, welders and certificates."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import RedirectResponse, Response
 
+from weldguard.auth.scope import Action
 from weldguard.deps import DbSession
 from weldguard.device.views_repository import DeviceViewRepository, LiveFilter
+from weldguard.domain.authorization import permit_required
 from weldguard.domain.certificates import CertificateKind, CertificateStatus
 from weldguard.enterprise.fields import PRODUCTION_STATUSES
 from weldguard.enterprise.models import Enterprise
 from weldguard.enterprise.repository import EnterpriseFilter, EnterpriseRepository
 from weldguard.enterprise.service import EnterpriseService
-from weldguard.errors import NotFound
+from weldguard.errors import NotFound, invalid
 from weldguard.jurisdiction.models import Jurisdiction
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.jurisdiction.service import CROWDED_SUBTYPES, SECTORS
 from weldguard.machine.models import Chip, Machine, MachineStatus, WeldingProcess
 from weldguard.machine.repository import MachineFilter
 from weldguard.report.stats import enterprise_counts
+from weldguard.unlock.facts import permit_rule_of, place_facts
 from weldguard.web.common import (
     bool_param,
     choice_param,
@@ -36,6 +41,7 @@ from weldguard.web.common import (
     text_param,
 )
 from weldguard.web.context import AreaOption, PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.csrf import verify_csrf
 from weldguard.web.device_views import LiveView, build_timeline, live_view, map_data, parse_cursor
 from weldguard.web.pages_device import ALARM_ROLES, INSTALL_ROLES
 from weldguard.web.views import (
@@ -196,8 +202,53 @@ def enterprise_detail(
         "markers_json": json.dumps(markers, ensure_ascii=False),
         "has_map": bool(markers),
         "counts": enterprise_counts(session, viewer.scope, viewer.today, enterprise),
+        "permit_rule": _permit_requirement(request, viewer, enterprise),
+        "saved": request.query_params.get("saved") == "permit",
     }
     return render(request, "enterprises/detail.html", context)
+
+
+@dataclass(frozen=True)
+class PermitRequirement:
+    """What the enterprise page says about hot-work permits there, and which
+    choices the viewer may make (see EnterpriseService.set_permit_requirement)."""
+
+    required: bool
+    by_rule: bool
+    own: bool | None
+    choices: dict[str, str]
+
+
+PERMIT_CHOICES = {"rule": "按行业规则", "required": "须持作业票", "not_required": "无须作业票"}
+
+
+def _permit_requirement(request: Request, viewer: Viewer, ent: Enterprise) -> PermitRequirement:
+    place = dataclasses.replace(place_facts(ent), permit_required_override=None)
+    by_rule = permit_required(place, "", permit_rule_of(settings_of(request)))
+    choices: dict[str, str] = {}
+    if viewer.scope.may(Action.MANAGE_REGISTER):
+        choices = dict(PERMIT_CHOICES)
+    elif viewer.scope.may(Action.MANAGE_ENTERPRISE_ASSETS) and ent.permit_required is not True:
+        choices = {"required": PERMIT_CHOICES["required"]}
+    own = ent.permit_required
+    return PermitRequirement(by_rule if own is None else own, by_rule, own, choices)
+
+
+@router.post("/enterprises/{enterprise_id}/permit-requirement")
+def set_permit_requirement(
+    request: Request,
+    enterprise_id: int,
+    viewer: PageViewer,
+    session: DbSession,
+    requirement: Annotated[str, Form(max_length=16)] = "",
+    csrf_token: Annotated[str, Form(max_length=256)] = "",
+) -> Response:
+    verify_csrf(request, csrf_token)
+    if requirement not in PERMIT_CHOICES:
+        raise invalid("requirement", "请选择：" + "、".join(PERMIT_CHOICES.values()))
+    value = {"rule": None, "required": True, "not_required": False}[requirement]
+    EnterpriseService(session).set_permit_requirement(viewer.scope, enterprise_id, value)
+    return RedirectResponse(f"/enterprises/{enterprise_id}?saved=permit", status_code=303)
 
 
 # --- machines ---------------------------------------------------------------------

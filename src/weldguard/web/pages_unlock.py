@@ -16,9 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
-from weldguard.auth.models import Role
 from weldguard.auth.scope import Action
-from weldguard.clock import SHANGHAI
 from weldguard.deps import DbSession
 from weldguard.domain.authorization import ReasonCode
 from weldguard.errors import DomainError, NotFound, PermissionDenied
@@ -46,24 +44,24 @@ from weldguard.unlock.special_periods import (
 from weldguard.web.common import (
     choice_param,
     date_param,
+    datetime_input,
     filter_enterprise,
     int_param,
     is_htmx,
     make_pager,
+    parse_datetime_input,
     render,
     settings_of,
     text_param,
 )
-from weldguard.web.context import PageViewer, Viewer, area_options, resolve_area
+from weldguard.web.context import OVERSIGHT_ROLES, PageViewer, Viewer, area_options, resolve_area
 from weldguard.web.csrf import verify_csrf
 from weldguard.web.views import certificate_rows
 from weldguard.welder.repository import WelderRepository
 
 router = APIRouter()
 
-RECORD_ROLES = frozenset(
-    {Role.ADMIN, Role.REGULATOR, Role.INSPECTOR, Role.ENTERPRISE_ADMIN, Role.SAFETY_OFFICER}
-)
+RECORD_ROLES = OVERSIGHT_ROLES
 OUTCOME_OPTIONS = {
     ScanOutcome.BLOCKED.value: "被拒",
     ScanOutcome.ALLOWED.value: "允许",
@@ -301,22 +299,6 @@ class PeriodForm:
     ends_at: str = ""
 
 
-def _local_input(value: datetime) -> str:
-    return value.astimezone(SHANGHAI).strftime("%Y-%m-%dT%H:%M")
-
-
-def _parse_local(text: str) -> datetime | None:
-    """A datetime-local field, in China time; None when empty or malformed."""
-    text = text.strip()[:32]
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value.replace(tzinfo=SHANGHAI) if value.tzinfo is None else value
-
-
 def _periods_page(
     request: Request,
     viewer: Viewer,
@@ -359,8 +341,8 @@ def _periods_page(
             own = JurisdictionRepository(session).by_id(viewer.user.jurisdiction_id)
         form = PeriodForm(
             area=own.code if own else "",
-            starts_at=_local_input(start),
-            ends_at=_local_input(start + timedelta(days=1)),
+            starts_at=datetime_input(start),
+            ends_at=datetime_input(start + timedelta(days=1)),
             sectors=sorted(viewer.scope.sectors or ()) if not viewer.scope.everything else [],
         )
     sector_choices = [
@@ -410,7 +392,7 @@ def declare_special_period(
     viewer.scope.require(Action.DECLARE_SPECIAL_PERIOD)
     form = PeriodForm(title, kind, area, [s[:16] for s in (sectors or [])][:20], starts_at, ends_at)
     errors: dict[str, str] = {}
-    start, end = _parse_local(starts_at), _parse_local(ends_at)
+    start, end = parse_datetime_input(starts_at), parse_datetime_input(ends_at)
     if starts_at.strip() and start is None:
         errors["starts_at"] = "开始时间格式无效"
     if ends_at.strip() and end is None:

@@ -5,9 +5,13 @@ from fastapi import APIRouter
 from weldguard.web.pages_auth import router as auth_router
 from weldguard.web.pages_calendar import router as calendar_router
 from weldguard.web.pages_device import router as device_router
+from weldguard.web.pages_filings import router as filings_router
 from weldguard.web.pages_home import router as home_router
 from weldguard.web.pages_import import router as import_router
 from weldguard.web.pages_labels import router as labels_router
+from weldguard.web.pages_permit_alarms import router as permit_alarms_router
+from weldguard.web.pages_permit_docs import router as permit_docs_router
+from weldguard.web.pages_permits import router as permits_router
 from weldguard.web.pages_register import router as register_router
 from weldguard.web.pages_scan import router as scan_router
 from weldguard.web.pages_unlock import router as unlock_router
@@ -22,3 +26,7 @@ router.include_router(labels_router)
 router.include_router(unlock_router)
 router.include_router(scan_router)
 router.include_router(calendar_router)
+router.include_router(permits_router)
+router.include_router(permit_docs_router)
+router.include_router(filings_router)
+router.include_router(permit_alarms_router)
