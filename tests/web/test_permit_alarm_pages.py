@@ -93,3 +93,18 @@ def test_another_districts_regulator_sees_no_permit_alarm(
     page = sign_in("reg_zhengzhou").get("/permit-alarms").text
     assert total(page) == 0 and "没有符合条件的作业票报警" in page
     assert "监护人员离岗" not in page.split("</select>")[-1]
+
+
+def test_a_permit_shows_its_open_alarms_and_links_to_their_record(
+    sign_in: SignIn, db: Session, settings: Settings, world: World
+) -> None:
+    permit = _alarms(db, settings, world)
+    client = sign_in("safety_b")
+    page = client.get(f"/permits/{permit.id}").text
+    assert "未消除的报警" in page and "监护人安全员未按时签到" in page
+    assert "作业票已于 2026-11-22 18:00 到期" not in page  # cleared: only in the record
+    listing = client.get(f"/permit-alarms?permit_id={permit.id}").text
+    assert total(listing) == 2 and permit.number in listing
+    # A permit out of reach, or no permit id at all, is a 404, never an unfiltered list.
+    assert sign_in("ent_a").get(f"/permit-alarms?permit_id={permit.id}").status_code == 404
+    assert client.get("/permit-alarms?permit_id=abc").status_code == 404

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from weldguard.deps import DbSession
-from weldguard.errors import PermissionDenied
+from weldguard.errors import NotFound, PermissionDenied
 from weldguard.permit.alarm_models import PermitAlarmKind
 from weldguard.permit.alarm_repository import PermitAlarmFilter, PermitAlarmRepository
+from weldguard.permit.service import PermitService
 from weldguard.web.common import (
     choice_param,
     filter_enterprise,
@@ -38,7 +39,14 @@ def permit_alarm_list(request: Request, viewer: PageViewer, session: DbSession) 
     node = resolve_area(session, viewer.scope, text_param(params.get("area")))
     enterprise = filter_enterprise(session, viewer.scope, params.get("enterprise_id"))
     state = choice_param(params.get("state"), STATE_OPTIONS)
+    raw_permit = params.get("permit_id")
+    permit_id = int_param(raw_permit)
+    if raw_permit and permit_id is None:
+        raise NotFound("作业票不存在")
+    # Named in the link of a permit's page: it must be one the viewer may see.
+    permit = PermitService(session).get(viewer.scope, permit_id) if permit_id else None
     f = PermitAlarmFilter(
+        permit_id=permit.id if permit else None,
         state="open" if state == "open" else "cleared" if state == "cleared" else None,
         kind=choice_param(params.get("kind"), KIND_OPTIONS),
         enterprise_id=enterprise.id if enterprise else None,
@@ -60,6 +68,7 @@ def permit_alarm_list(request: Request, viewer: PageViewer, session: DbSession) 
         "areas": area_options(session, viewer.scope),
         "selected_area": node.code if node else "",
         "filter_enterprise": enterprise,
+        "filter_permit": permit,
     }
     template = "permit_alarms/_results.html" if is_htmx(request) else "permit_alarms/list.html"
     return render(request, template, context)

@@ -34,6 +34,7 @@ from weldguard.domain.permits import (
     mandatory_measure_codes,
 )
 from weldguard.errors import DomainError, NotFound, PermissionDenied
+from weldguard.permit.alarm_repository import PermitAlarmFilter, PermitAlarmRepository
 from weldguard.permit.document import link_signer_for
 from weldguard.permit.repository import FormChoices, PermitFilter
 from weldguard.permit.service import (
@@ -727,6 +728,9 @@ def _detail(
             "message": message,
             "now_input": datetime_input(viewer.now),
             "max_photos": MAX_STEP_PHOTOS,
+            "alarms": PermitAlarmRepository(session)
+            .page(viewer.scope, PermitAlarmFilter(state="open", permit_id=row.id), 1, 20)
+            .items,
             "live_path": link_signer_for(settings_of(request)).live_path(row.id, row.number),
         },
         status_code=status_code,
