@@ -49,6 +49,12 @@ ACCOUNTS = {
     "ent_admin": Role.ENTERPRISE_ADMIN,
     "safety": Role.SAFETY_OFFICER,
     "welder": Role.WELDER,
+    # The hot-work side's enterprise accounts (seed/demo_permits.py).
+    "chem_admin": Role.ENTERPRISE_ADMIN,
+    "chem_safety": Role.SAFETY_OFFICER,
+    "chem_unit": Role.UNIT_HEAD,
+    "site_admin": Role.ENTERPRISE_ADMIN,
+    "site_unit": Role.UNIT_HEAD,
 }
 
 

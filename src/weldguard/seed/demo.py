@@ -372,6 +372,8 @@ class DemoSummary:
     # (username, role label, what the account sees)
     accounts: list[tuple[str, str, str]] = field(default_factory=list)
     password: str = DEMO_PASSWORD
+    # 作业票 N 张 (by status), mobile jobs, small-works filings (seed/demo_permits.py)
+    hot_work: str = ""
 
     def lines(self) -> list[str]:
         """Human-readable summary for the CLI (Simplified Chinese)."""
@@ -387,6 +389,7 @@ class DemoSummary:
             f"焊工 {self.welders} 人（无证 {self.welders_without_certificate} 人，流动焊工 "
             f"{self.mobile_welders} 人）",
             f"证书 {self.certificates} 本：{by_status}",
+            *([self.hot_work] if self.hot_work else []),
             f"演示账号（密码均为 {self.password}）：",
         ]
         width = max((len(u) for u, _, _ in self.accounts), default=0)
@@ -620,6 +623,12 @@ def seed_demo(
     if created:
         _seed_data(session, vault, today, now, random.Random(rng_seed))
     accounts = _ensure_accounts(session, settings, today)
+    if EnterpriseRepository(session).by_credit_code(MARKER_CREDIT_CODE) is not None:
+        # The hot-work side (permits, mobile jobs, filings), once per day.
+        from weldguard.seed.demo_permits import ensure_permit_accounts, seed_demo_permits
+
+        accounts += ensure_permit_accounts(session, settings)
+        seed_demo_permits(session, settings, now)
     session.flush()
     summary = summarize(session, today)
     summary.created = created
@@ -1158,8 +1167,11 @@ def summarize(session: Session, today: date) -> DemoSummary:
         .having(func.count(Employment.id) > 1)
         .subquery()
     )
+    from weldguard.seed.demo_permits import hot_work_counts
+
     return DemoSummary(
         created=False,
+        hot_work=hot_work_counts(session).line(),
         enterprises=count(select(func.count(Enterprise.id))),
         sites=count(select(func.count(Site.id))),
         machines=count(select(func.count(Machine.id))),

@@ -29,6 +29,7 @@ from weldguard.domain.authorization import PhonePosition
 from weldguard.domain.geo import GeoPoint
 from weldguard.machine.models import Chip, ChipBinding, Machine
 from weldguard.seed.demo_fleet import ensure_demo_welders
+from weldguard.seed.demo_permits import keep_fire_watch
 from weldguard.unlock.command_bus import CommandBus, CommandOrder
 from weldguard.unlock.labels import signer_for
 from weldguard.unlock.models import SessionStatus, WorkSession
@@ -137,6 +138,8 @@ class DemoActivity:
             self.welders = {ent: user.id for ent, user in accounts.items()}
 
     async def tick(self, now: datetime) -> None:
+        # The demo permits' fire watches check in, so their work stays in progress.
+        await asyncio.to_thread(self._keep_watch, now)
         for order in await asyncio.to_thread(self._end_due, now):
             self._spawn(complete_lock(self.bus(), self.factory, self.settings, order))
         started = await asyncio.to_thread(self._start_one, now)
@@ -148,6 +151,10 @@ class DemoActivity:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _keep_watch(self, now: datetime) -> None:
+        with transaction(self.factory) as session:
+            keep_fire_watch(session, self.settings, now)
 
     def _end_due(self, now: datetime) -> list[CommandOrder]:
         orders = []
