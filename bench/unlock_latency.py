@@ -400,6 +400,14 @@ def build_register(
     return Register(enterprise_ids, devices, accounts)
 
 
+def scanning_welder(device_index: int, welders: int) -> int:
+    """Which welder scans target machine ``device_index`` (see ``scans_for``: the
+    warm-up pairs from 0, each phase from its own offset)."""
+    if device_index < WARMUP:
+        return device_index % welders
+    return (device_index - WARMUP) % welders
+
+
 def start_permits(session: Session, settings: Settings, register: Register, targets: int) -> int:
     """With --permits: one started hot-work permit per welder with a valid
     certificate, naming the machines that welder will scan and a hot-spot area
@@ -426,7 +434,8 @@ def start_permits(session: Session, settings: Settings, register: Register, targ
     users = {u.id: u for u in session.scalars(select(User).where(User.role == Role.WELDER.value))}
     machines_of: dict[int, list[int]] = {}
     for device in register.devices[:targets]:
-        machines_of.setdefault(device.index % len(register.welders), []).append(device.machine_id)
+        welder = scanning_welder(device.index, len(register.welders))
+        machines_of.setdefault(welder, []).append(device.machine_id)
     area = [
         [HOME[0] - 0.05, HOME[1] - 0.06],
         [HOME[0] - 0.05, HOME[1] + 0.06],

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from tests.factories import NOW, PASSWORD, World
@@ -14,7 +15,7 @@ from tests.permit.permits import HOT_SPOT, PHOTO, People, Steps, scope_of, user
 from weldguard.auth.service import AuthService, NewUser
 from weldguard.config import Settings
 from weldguard.errors import InvalidInput
-from weldguard.permit.models import Permit
+from weldguard.permit.models import Permit, PermitMachine
 from weldguard.permit.service import (
     PermitInput,
     PermitRefused,
@@ -149,3 +150,33 @@ def test_an_edit_asks_for_the_records_again(
     db.commit()
     db.refresh(row)
     assert row.crowded_exception == {"risk_assessment": None, "fire_separation": None}
+
+
+def test_the_scan_in_opening_hours_is_allowed_only_under_the_taken_exception(
+    db: Session, settings: Settings, world: World, hospital: Steps
+) -> None:
+    from tests.permit.test_permit_scan import SCAN_AT, _scan
+    from tests.unlock.test_scan_service import live_machine
+
+    p = hospital.p
+    machine, _, _ = live_machine(db, settings, world, enterprise="C", now=SCAN_AT)
+    db.execute(
+        update(PermitMachine)
+        .where(PermitMachine.permit_id == hospital.id)
+        .values(machine_id=machine.id)
+    )
+    db.commit()
+    refused = _scan(db, settings, p.welder, machine.code)
+    assert not refused.allowed  # type: ignore[attr-defined]
+    hospital.do(p.applicant, "crowded_risk_assessment", NOW, photos=PHOTO)
+    hospital.do(p.applicant, "crowded_fire_separation", NOW, photos=PHOTO)
+    hospital.to_approved()
+    for code in ("extinguishers", "welder_grounding", "risk_analysis"):
+        hospital.do(p.applicant, "confirm_measure", NOW, code=code)
+    for location in ("entrance", "site"):
+        hospital.do(p.applicant, "confirm_notice", NOW, location=location, photos=PHOTO)
+    hospital.do(p.applicant, "check_in", NOW, photos=PHOTO)
+    hospital.do(p.applicant, "clear", NOW, photos=PHOTO)
+    hospital.do(p.welder, "start", NOW + timedelta(minutes=1), photos=PHOTO)
+    allowed = _scan(db, settings, p.welder, machine.code)
+    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]

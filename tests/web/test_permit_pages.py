@@ -393,3 +393,46 @@ def test_the_enterprise_page_shows_and_sets_it(
     # The enterprise's own page offers only to require it.
     own = sign_in("safety_b").get(f"/enterprises/{b}")
     assert 'value="required"' in own.text and 'value="not_required"' not in own.text
+
+
+def test_a_site_and_a_drawn_area_are_kept_and_a_bad_area_is_named(
+    sign_in: SignIn, db: Session, world: World, p: People
+) -> None:
+    from weldguard.enterprise.models import Site
+
+    site = Site(enterprise_id=world.enterprises["B"].id, name="3号楼工地", address="新泾镇")
+    db.add(site)
+    db.commit()
+    client = sign_in("safety_b")
+    assert "3号楼工地" in client.get("/permits/new").text
+    lat, lon = HOT_SPOT
+    area = f"{lat - 0.001},{lon - 0.001}\n{lat - 0.001},{lon + 0.001}\n{lat + 0.001},{lon}"
+    bad = post(
+        client,
+        "/permits/new",
+        form_data(
+            world, p, site_id=str(site.id), hot_spot_polygon="31.2,abc", welder_ids=["999999"]
+        ),
+        "/permits/new",
+    )
+    # Both what the page could not read and what the service refused, at once.
+    assert bad.status_code == 422
+    assert "每行填写一个顶点" in bad.text and "焊工 #999999 不存在" in bad.text
+    assert db.scalar(select(func.count()).select_from(Permit)) == 0
+    done = post(
+        client,
+        "/permits/new",
+        form_data(world, p, site_id=str(site.id), hot_spot_polygon=area),
+        "/permits/new",
+    )
+    assert done.status_code == 303, done.text[-2000:]
+    row = db.scalars(select(Permit)).one()
+    assert row.site_id == site.id and row.hot_spot_polygon is not None
+    assert len(row.hot_spot_polygon) == 3
+    other = Site(enterprise_id=world.enterprises["A"].id, name="华阳车间")
+    db.add(other)
+    db.commit()
+    foreign = post(
+        client, "/permits/new", form_data(world, p, site_id=str(other.id)), "/permits/new"
+    )
+    assert foreign.status_code == 422 and "工地/场所不属于本企业" in foreign.text

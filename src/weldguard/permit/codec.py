@@ -267,8 +267,16 @@ def permit_of(content: PermitContent, state: Json) -> Permit:
 
 # --- the content ----------------------------------------------------------------------
 def hot_spot_of(row: m.Permit) -> HotSpot:
-    polygon = tuple(GeoPoint(float(p[0]), float(p[1])) for p in row.hot_spot_polygon or ())
-    return HotSpot(GeoPoint(row.hot_spot_lat, row.hot_spot_lon), row.hot_spot_radius_m, polygon)
+    return hot_spot_from(
+        row.hot_spot_lat, row.hot_spot_lon, row.hot_spot_radius_m, row.hot_spot_polygon
+    )
+
+
+def hot_spot_from(
+    lat: float, lon: float, radius_m: float, polygon: Sequence[Sequence[float]] | None
+) -> HotSpot:
+    points = tuple(GeoPoint(float(p[0]), float(p[1])) for p in polygon or ())
+    return HotSpot(GeoPoint(lat, lon), radius_m, points)
 
 
 def content_of(

@@ -44,17 +44,28 @@ class FormChoices:
     machines: list[Machine]
     welders: list[Welder]
     accounts: list[User]
+    sites: list[Site]
 
 
 @dataclass(frozen=True)
 class ScanCandidate:
-    """A started permit of a scan, with its enterprise, last event and names."""
+    """What a scan reads of a started permit: the header's columns the unlock
+    decision needs (never the content or the step log) and who and what it names."""
 
-    permit: Permit
-    enterprise: Enterprise
-    last_event: PermitEventRow | None
-    welder_ids: frozenset[int]
-    machine_ids: frozenset[int]
+    id: int
+    number: str
+    status: str
+    enterprise_id: int
+    site_id: int | None
+    starts_at: datetime
+    ends_at: datetime
+    hot_spot_lat: float
+    hot_spot_lon: float
+    hot_spot_radius_m: float
+    hot_spot_polygon: list[list[float]] | None
+    crowded_exception: dict[str, Any] | None
+    welder_ids: set[int]
+    machine_ids: set[int]
 
 
 class PermitRepository:
@@ -244,7 +255,12 @@ class PermitRepository:
                 .order_by(User.display_name, User.id)
             )
         )
-        return FormChoices(machines, welders, accounts)
+        sites = list(
+            self.session.scalars(
+                select(Site).where(Site.enterprise_id == enterprise_id).order_by(Site.name)
+            )
+        )
+        return FormChoices(machines, welders, accounts, sites)
 
     def welders(self, ids: Collection[int]) -> list[Welder]:
         if not ids:
@@ -300,9 +316,10 @@ class PermitRepository:
 
     # --- the scan -------------------------------------------------------------------------
     def scan_candidates(self, welder_id: int, machine_id: int) -> list[ScanCandidate]:
-        """The started permits naming the welder or the machine, with their
-        enterprise, last event, welders and machines: one statement (the small
-        cross product of welders × machines is taken apart here)."""
+        """The started permits naming the welder or the machine, with who and what
+        they name: one statement of plain columns (the small cross product of
+        welders × machines is taken apart here). The scan path is latency-critical:
+        no entities, no JSON of the step log."""
         naming = or_(
             Permit.id.in_(
                 select(PermitWelder.permit_id).where(PermitWelder.welder_id == welder_id)
@@ -312,27 +329,53 @@ class PermitRepository:
             ),
         )
         rows = self.session.execute(
-            select(
-                Permit, Enterprise, PermitEventRow, PermitWelder.welder_id, PermitMachine.machine_id
-            )
-            .join(Enterprise, Enterprise.id == Permit.enterprise_id)
-            .outerjoin(PermitEventRow, PermitEventRow.id == Permit.last_event_id)
+            select(*_SCAN_COLUMNS, PermitWelder.welder_id, PermitMachine.machine_id)
             .outerjoin(PermitWelder, PermitWelder.permit_id == Permit.id)
             .outerjoin(PermitMachine, PermitMachine.permit_id == Permit.id)
             .where(Permit.status.in_(SCAN_CANDIDATE_STATUSES), naming)
             .order_by(Permit.id)
         ).all()
-        found: dict[int, tuple[Permit, Enterprise, PermitEventRow | None, set[int], set[int]]] = {}
-        for permit, enterprise, last, welder, machine in rows:
-            entry = found.setdefault(permit.id, (permit, enterprise, last, set(), set()))
-            if welder is not None:
-                entry[3].add(welder)
-            if machine is not None:
-                entry[4].add(machine)
-        return [
-            ScanCandidate(p, e, last, frozenset(w), frozenset(m))
-            for p, e, last, w, m in found.values()
-        ]
+        found: dict[int, ScanCandidate] = {}
+        for r in rows:
+            candidate = found.get(r.id)
+            if candidate is None:
+                candidate = found[r.id] = ScanCandidate(
+                    r.id,
+                    r.number,
+                    r.status,
+                    r.enterprise_id,
+                    r.site_id,
+                    r.starts_at,
+                    r.ends_at,
+                    r.hot_spot_lat,
+                    r.hot_spot_lon,
+                    r.hot_spot_radius_m,
+                    r.hot_spot_polygon,
+                    r.crowded_exception,
+                    set(),
+                    set(),
+                )
+            if r.welder_id is not None:
+                candidate.welder_ids.add(r.welder_id)
+            if r.machine_id is not None:
+                candidate.machine_ids.add(r.machine_id)
+        return list(found.values())
+
+
+_SCAN_COLUMNS = (
+    Permit.id,
+    Permit.number,
+    Permit.status,
+    Permit.enterprise_id,
+    Permit.site_id,
+    Permit.starts_at,
+    Permit.ends_at,
+    Permit.hot_spot_lat,
+    Permit.hot_spot_lon,
+    Permit.hot_spot_radius_m,
+    Permit.hot_spot_polygon,
+    Permit.crowded_exception,
+)
 
 
 def certificate_ids(rows: Sequence[PermitWelder]) -> set[int]:

@@ -44,10 +44,10 @@ from weldguard.domain.authorization import (
 )
 from weldguard.domain.certificates import CertificateKind
 from weldguard.domain.geo import GeoPoint
-from weldguard.domain.permits import PermitMachine, PermitWelder, permit_facts
+from weldguard.domain.permits import PermitStatus, geofence, unlock_state
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, Machine
-from weldguard.permit.codec import content_of, permit_of
+from weldguard.permit.codec import crowded_exception_of, hot_spot_from
 from weldguard.permit.mobile_repository import MobileJobRepository
 from weldguard.permit.repository import PermitRepository
 from weldguard.unlock.models import SpecialPeriod as SpecialPeriodRow
@@ -321,17 +321,26 @@ def candidate_permits(
     found = PermitRepository(session).scan_candidates(welder_id, machine.id)
     facts = []
     for c in found:
-        if c.last_event is None:  # written with its first event; a clear skip if not
-            continue
-        content = content_of(
-            c.permit,
-            place_facts(c.enterprise),
-            # The decision reads only who and which machines are named.
-            [PermitWelder(w, "") for w in sorted(c.welder_ids)],
-            [PermitMachine(mid, "", c.permit.enterprise_id) for mid in sorted(c.machine_ids)],
+        hot_spot = hot_spot_from(
+            c.hot_spot_lat, c.hot_spot_lon, c.hot_spot_radius_m, c.hot_spot_polygon
         )
-        permit = permit_of(content, c.last_event.state)
-        facts.append(permit_facts(permit, machine_position, now))
+        exception = crowded_exception_of(c.crowded_exception)
+        facts.append(
+            PermitFacts(
+                id=c.id,
+                number=c.number,
+                state=unlock_state(PermitStatus(c.status)),
+                enterprise_id=c.enterprise_id,
+                starts_at=c.starts_at,
+                ends_at=c.ends_at,
+                welder_ids=frozenset(c.welder_ids),
+                machine_ids=frozenset(c.machine_ids),
+                site_id=c.site_id,
+                # Started permits were approved: the path is taken when complete.
+                crowded_place_exception=exception is not None and exception.complete,
+                problems=tuple(r.message for r in geofence(hot_spot, machine_position)),
+            )
+        )
     return tuple(facts)
 
 

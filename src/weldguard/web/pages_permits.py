@@ -12,11 +12,11 @@ and nothing is written."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -33,7 +33,7 @@ from weldguard.domain.permits import (
     assess_level,
     mandatory_measure_codes,
 )
-from weldguard.errors import DomainError, NotFound, PermissionDenied
+from weldguard.errors import DomainError, ErrorDetail, InvalidInput, NotFound, PermissionDenied
 from weldguard.permit.alarm_repository import PermitAlarmFilter, PermitAlarmRepository
 from weldguard.permit.document import link_signer_for
 from weldguard.permit.repository import FormChoices, PermitFilter
@@ -74,6 +74,7 @@ from weldguard.web.csrf import verify_csrf
 from weldguard.web.pages_permit_docs import STATUS_TONES
 
 router = APIRouter()
+T = TypeVar("T")
 
 PAGE_SIZE = 20
 MAX_STEP_PHOTOS = 6
@@ -220,6 +221,8 @@ class PermitForm:
     """The form's values as typed (strings), kept when it is shown again."""
 
     place_description: str = ""
+    site_id: str = ""
+    hot_spot_polygon: str = ""
     hot_spot_lat: str = ""
     hot_spot_lon: str = ""
     hot_spot_radius_m: str = "10"
@@ -278,7 +281,29 @@ def _person(raw: str, choices: FormChoices) -> PersonInput | None:
     return None
 
 
-def _input_of(form: PermitForm, choices: FormChoices) -> PermitInput:
+def _polygon_of(text: str) -> list[list[float]] | None:
+    """The drawn area, a vertex ``纬度,经度`` a line; None when left empty.
+    Raises ValueError when a line is not two numbers."""
+    points = []
+    for line in text.replace("，", ",").splitlines():
+        if not line.strip():
+            continue
+        lat, lon = (float(x) for x in line.split(","))
+        points.append([lat, lon])
+    return points or None
+
+
+def _input_of(form: PermitForm, choices: FormChoices) -> tuple[PermitInput, dict[str, str]]:
+    """The service's input, and what the page itself could not read (by field)."""
+    unreadable: dict[str, str] = {}
+    try:
+        polygon = _polygon_of(form.hot_spot_polygon)
+    except ValueError:
+        polygon = None
+        unreadable["hot_spot_polygon"] = "动火区域每行填写一个顶点：纬度,经度"
+    site_id = int_param(form.site_id)
+    if form.site_id.strip() and site_id is None:
+        unreadable["site_id"] = "请选择本企业的作业场所"
     measures = None
     if form.measures is not None:
         chosen = set(form.measures)
@@ -286,8 +311,10 @@ def _input_of(form: PermitForm, choices: FormChoices) -> PermitInput:
             MeasureInput(t.code, t.text, t.code in chosen) for t in STANDARD_SAFETY_MEASURES
         ]
     interval = int_param(form.check_in_interval_min)
-    return PermitInput(
+    data = PermitInput(
         place_description=form.place_description,
+        site_id=site_id,
+        hot_spot_polygon=polygon,
         hot_spot_lat=_number(form.hot_spot_lat),
         hot_spot_lon=_number(form.hot_spot_lon),
         hot_spot_radius_m=_number(form.hot_spot_radius_m) or 0.0,
@@ -308,6 +335,7 @@ def _input_of(form: PermitForm, choices: FormChoices) -> PermitInput:
         check_in_interval_min=interval if interval is not None else 0,
         crowded_exception=form.crowded_exception,
     )
+    return data, unreadable
 
 
 def _form_of_row(row: Any, choices: FormChoices) -> PermitForm:
@@ -320,6 +348,8 @@ def _form_of_row(row: Any, choices: FormChoices) -> PermitForm:
 
     return PermitForm(
         place_description=row.place_description,
+        site_id=str(row.site_id or ""),
+        hot_spot_polygon="\n".join(f"{lat},{lon}" for lat, lon in row.hot_spot_polygon or ()),
         hot_spot_lat=str(row.hot_spot_lat),
         hot_spot_lon=str(row.hot_spot_lon),
         hot_spot_radius_m=f"{row.hot_spot_radius_m:g}",
@@ -348,7 +378,7 @@ FORM_FIELDS = {
     "hot_spot_lat": "hot_spot",
     "hot_spot_lon": "hot_spot",
     "hot_spot_radius_m": "hot_spot_radius_m",
-    "hot_spot_polygon": "hot_spot",
+    "hot_spot_polygon": "hot_spot_polygon",
     "methods": "methods",
     "base_level": "base_level",
     "level": "base_level",
@@ -360,7 +390,7 @@ FORM_FIELDS = {
     "fire_watch.name": "fire_watch",
     "hazards": "hazards",
     "check_in_interval_min": "check_in_interval_min",
-    "site_id": "place_description",
+    "site_id": "site_id",
 }
 
 
@@ -447,6 +477,7 @@ def _form_page(
             "methods": METHOD_CHOICES,
             "welders": [{"w": w, "held": held.get(w.id, [])} for w in choices.welders],
             "machines": choices.machines,
+            "sites": choices.sites,
             "people": people,
             "measures": [
                 {"m": t, "mandatory": t.code in mandatory, "checked": t.code in applicable}
@@ -463,6 +494,20 @@ def _require_applicant(viewer: Viewer) -> None:
         raise PermissionDenied("只有企业管理员和安全管理员可以申请动火作业票")
 
 
+def _also_unreadable(save: Callable[[], T], unreadable: Mapping[str, str]) -> T:
+    """Runs the service's save, then adds what the page could not read to its
+    refusal, or refuses with those alone: every problem is shown at once, and the
+    caller's savepoint keeps nothing of a refused save."""
+    extra = [ErrorDetail(reason, name) for name, reason in unreadable.items()]
+    try:
+        result = save()
+    except InvalidInput as error:
+        raise InvalidInput(error.message, [*error.details, *extra]) from error
+    if extra:
+        raise InvalidInput("作业票: " + "；".join(d.reason for d in extra), extra)
+    return result
+
+
 @router.get("/permits/new")
 def new_permit_page(request: Request, viewer: PageViewer, session: DbSession) -> Response:
     _require_applicant(viewer)
@@ -474,6 +519,8 @@ class FormFields:
     """The form's POST body (FastAPI reads repeated fields into the lists)."""
 
     place_description: str
+    site_id: str
+    hot_spot_polygon: str
     hot_spot_lat: str
     hot_spot_lon: str
     hot_spot_radius_m: str
@@ -498,6 +545,8 @@ class FormFields:
     def form(self) -> PermitForm:
         return PermitForm(
             place_description=self.place_description,
+            site_id=self.site_id,
+            hot_spot_polygon=self.hot_spot_polygon,
             hot_spot_lat=self.hot_spot_lat,
             hot_spot_lon=self.hot_spot_lon,
             hot_spot_radius_m=self.hot_spot_radius_m,
@@ -522,6 +571,8 @@ class FormFields:
 
 def form_fields(
     place_description: Annotated[str, Form(max_length=512)] = "",
+    site_id: Annotated[str, Form(max_length=16)] = "",
+    hot_spot_polygon: Annotated[str, Form(max_length=4000)] = "",
     hot_spot_lat: Annotated[str, Form(max_length=32)] = "",
     hot_spot_lon: Annotated[str, Form(max_length=32)] = "",
     hot_spot_radius_m: Annotated[str, Form(max_length=16)] = "",
@@ -545,6 +596,8 @@ def form_fields(
 ) -> FormFields:
     return FormFields(
         place_description,
+        site_id,
+        hot_spot_polygon,
         hot_spot_lat,
         hot_spot_lon,
         hot_spot_radius_m,
@@ -585,9 +638,12 @@ def create_permit_page(
     form = fields.form()
     service = PermitService(session)
     choices = service.repo.form_choices(viewer.enterprise_id, viewer.today)
+    data, unreadable = _input_of(form, choices)
     try:
         with session.begin_nested():
-            row = service.create(viewer.scope, viewer.user, _input_of(form, choices), viewer.now)
+            row = _also_unreadable(
+                lambda: service.create(viewer.scope, viewer.user, data, viewer.now), unreadable
+            )
     except DomainError as error:
         errors, general = _errors_of(error)
         return _form_page(
@@ -628,9 +684,13 @@ def save_permit_page(
     row = service.get(viewer.scope, permit_id)
     form = fields.form()
     choices = service.repo.form_choices(row.enterprise_id, viewer.today)
+    data, unreadable = _input_of(form, choices)
     try:
         with session.begin_nested():
-            service.edit(viewer.scope, viewer.user, permit_id, _input_of(form, choices), viewer.now)
+            _also_unreadable(
+                lambda: service.edit(viewer.scope, viewer.user, permit_id, data, viewer.now),
+                unreadable,
+            )
     except DomainError as error:
         session.expire_all()
         errors, general = _errors_of(error)

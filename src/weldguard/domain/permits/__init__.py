@@ -135,7 +135,7 @@ from weldguard.domain.permits.policy import (
     mandatory_measure_codes,
 )
 from weldguard.domain.permits.reasons import PermitReason, PermitReasonCode
-from weldguard.domain.permits.unlock import covers, permit_facts, unlock_state
+from weldguard.domain.permits.unlock import covers, geofence, permit_facts, unlock_state
 from weldguard.domain.permits.workflow import (
     Accepted,
     Approve,
@@ -259,6 +259,7 @@ __all__ = [
     "effective_level",
     "exception_allowed",
     "gas_limit_percent",
+    "geofence",
     "last_check_in",
     "latest_per_gas",
     "machine_claim",

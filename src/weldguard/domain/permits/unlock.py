@@ -16,11 +16,11 @@ from datetime import datetime
 
 from weldguard.domain.authorization import PermitFacts, PermitState
 from weldguard.domain.geo import GeoPoint
-from weldguard.domain.permits.model import Permit, PermitStatus
+from weldguard.domain.permits.model import HotSpot, Permit, PermitStatus
 from weldguard.domain.permits.policy import DEFAULT_PERMIT_POLICY, PermitPolicy
 from weldguard.domain.permits.reasons import PermitReason, PermitReasonCode, local_text
 
-__all__ = ["covers", "permit_facts", "unlock_state"]
+__all__ = ["covers", "geofence", "permit_facts", "unlock_state"]
 
 R = PermitReasonCode
 
@@ -88,24 +88,35 @@ def covers(
         )
     if machine_id not in content.machine_ids:
         reasons.append(PermitReason(R.MACHINE_NOT_NAMED, f"作业票 {content.number} 未包含该焊机"))
-    hot_spot = content.hot_spot
-    if machine_position is None:
-        if policy.machine_position_required:
-            reasons.append(
-                PermitReason(
-                    R.MACHINE_POSITION_UNKNOWN,
-                    f"焊机没有定位信息，无法核对其是否在{hot_spot.label}内",
-                )
-            )
-    elif not hot_spot.contains(machine_position):
-        distance = hot_spot.distance_m(machine_position)
-        reasons.append(
-            PermitReason(
-                R.OUTSIDE_HOT_SPOT,
-                f"焊机距动火点约 {distance:.0f} 米，不在作业票的{hot_spot.label}内",
-            )
-        )
+    reasons.extend(geofence(content.hot_spot, machine_position, policy))
     return tuple(reasons)
+
+
+def geofence(
+    hot_spot: HotSpot,
+    machine_position: GeoPoint | None,
+    policy: PermitPolicy = DEFAULT_PERMIT_POLICY,
+) -> tuple[PermitReason, ...]:
+    """Why the machine standing at ``machine_position`` (the chip's own fix) is not
+    where the permit lets it weld; empty when it is."""
+    if machine_position is None:
+        if not policy.machine_position_required:
+            return ()
+        return (
+            PermitReason(
+                R.MACHINE_POSITION_UNKNOWN,
+                f"焊机没有定位信息，无法核对其是否在{hot_spot.label}内",
+            ),
+        )
+    if hot_spot.contains(machine_position):
+        return ()
+    distance = hot_spot.distance_m(machine_position)
+    return (
+        PermitReason(
+            R.OUTSIDE_HOT_SPOT,
+            f"焊机距动火点约 {distance:.0f} 米，不在作业票的{hot_spot.label}内",
+        ),
+    )
 
 
 def permit_facts(
@@ -119,13 +130,8 @@ def permit_facts(
     given the machine's fix and the time, the hot-spot geofence of :func:`covers`
     comes along as ``problems`` (without them the geofence is not checked)."""
     content = permit.content
-    geofence = (R.OUTSIDE_HOT_SPOT, R.MACHINE_POSITION_UNKNOWN)
     problems = (
-        tuple(
-            reason.message
-            for reason in covers(permit, -1, -1, machine_position, now, policy)
-            if reason.code in geofence
-        )
+        tuple(r.message for r in geofence(content.hot_spot, machine_position, policy))
         if now is not None
         else ()
     )
