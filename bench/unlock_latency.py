@@ -887,8 +887,13 @@ async def main(args: argparse.Namespace) -> None:
             print(f"own mosquitto on {host}:{port} (pid {broker_pid}; set_tcp_nodelay true)")
             env = platform_env(url, broker_url, tmp)
             weldguard = str(VENV_BIN / "weldguard")
-            procs.start("ingest", [weldguard, "ingest", "--mqtt-url", broker_url], env, tmp)
-            procs.start("dispatch", [weldguard, "dispatch", "--mqtt-url", broker_url], env, tmp)
+            # --workers-nice: the ingest and dispatch workers are throughput work (their
+            # budget is seconds); a deployment may give the web process the CPU first.
+            batch = ["nice", "-n", str(args.workers_nice)] if args.workers_nice else []
+            procs.start("ingest", [*batch, weldguard, "ingest", "--mqtt-url", broker_url], env, tmp)
+            procs.start(
+                "dispatch", [*batch, weldguard, "dispatch", "--mqtt-url", broker_url], env, tmp
+            )
             web_port = free_port()
             procs.start(
                 "web",
@@ -1048,6 +1053,12 @@ if __name__ == "__main__":
     parser.add_argument("--machines", type=int, default=10_000, help="chips online under load")
     parser.add_argument("--tel-s", type=int, default=10, help="telemetry interval while welding")
     parser.add_argument("--no-load", action="store_true", help="idle phases only")
+    parser.add_argument(
+        "--workers-nice",
+        type=int,
+        default=0,
+        help="run ingest and dispatch at this nice level (default: as the web process)",
+    )
     parser.add_argument(
         "--permits",
         action="store_true",

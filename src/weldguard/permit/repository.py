@@ -8,12 +8,22 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, exists, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from weldguard.auth.models import User
 from weldguard.auth.scope import Scope
+from weldguard.db import PREPARED
 from weldguard.domain.permits import CLAIMING_STATUSES, MachineClaim, PermitStatus
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.errors import Conflict
@@ -319,21 +329,9 @@ class PermitRepository:
         """The started permits naming the welder or the machine, with who and what
         they name: one statement of plain columns (the small cross product of
         welders × machines is taken apart here). The scan path is latency-critical:
-        no entities, no JSON of the step log."""
-        naming = or_(
-            Permit.id.in_(
-                select(PermitWelder.permit_id).where(PermitWelder.welder_id == welder_id)
-            ),
-            Permit.id.in_(
-                select(PermitMachine.permit_id).where(PermitMachine.machine_id == machine_id)
-            ),
-        )
+        no entities, no JSON of the step log, a statement built once."""
         rows = self.session.execute(
-            select(*_SCAN_COLUMNS, PermitWelder.welder_id, PermitMachine.machine_id)
-            .outerjoin(PermitWelder, PermitWelder.permit_id == Permit.id)
-            .outerjoin(PermitMachine, PermitMachine.permit_id == Permit.id)
-            .where(Permit.status.in_(SCAN_CANDIDATE_STATUSES), naming)
-            .order_by(Permit.id)
+            _SCAN_CANDIDATES, {"welder_id": welder_id, "machine_id": machine_id}
         ).all()
         found: dict[int, ScanCandidate] = {}
         for r in rows:
@@ -380,3 +378,29 @@ _SCAN_COLUMNS = (
 
 def certificate_ids(rows: Sequence[PermitWelder]) -> set[int]:
     return {cid for row in rows for cid in row.certificate_ids}
+
+
+# Built once with bind parameters and prepared on PostgreSQL, as the scan's other
+# reads (unlock/repository.py): every scan where a permit is required runs it.
+_SCAN_CANDIDATES = (
+    select(*_SCAN_COLUMNS, PermitWelder.welder_id, PermitMachine.machine_id)
+    .outerjoin(PermitWelder, PermitWelder.permit_id == Permit.id)
+    .outerjoin(PermitMachine, PermitMachine.permit_id == Permit.id)
+    .where(
+        Permit.status.in_(SCAN_CANDIDATE_STATUSES),
+        or_(
+            Permit.id.in_(
+                select(PermitWelder.permit_id).where(
+                    PermitWelder.welder_id == bindparam("welder_id")
+                )
+            ),
+            Permit.id.in_(
+                select(PermitMachine.permit_id).where(
+                    PermitMachine.machine_id == bindparam("machine_id")
+                )
+            ),
+        ),
+    )
+    .order_by(Permit.id)
+    .execution_options(**{PREPARED: True})
+)
