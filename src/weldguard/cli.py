@@ -205,8 +205,9 @@ def permits_supervise(
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit")] = False,
     interval: Annotated[float, typer.Option(help="Seconds between passes", min=1.0)] = 30.0,
 ) -> None:
-    """Expire and suspend the running permits as the rules demand (their machines
-    lock) and keep the permit alarms (serve does it every 30 s)."""
+    """Expire and suspend running permits as the rules demand; keep the permit alarms.
+
+    The machines of a stopped permit get a signed lock. serve does this every 30 s."""
     import asyncio
     import contextlib
 
