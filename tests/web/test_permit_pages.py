@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tests.factories import NOW, World, id_number
-from tests.permit.permits import HOT_SPOT, People, create, people
+from tests.permit.permits import HOT_SPOT, PHOTO, People, create, people
 from tests.web.conftest import csrf_of
 from weldguard.config import Settings
 from weldguard.permit.models import Permit, PermitEventRow
@@ -436,3 +436,20 @@ def test_a_site_and_a_drawn_area_are_kept_and_a_bad_area_is_named(
         client, "/permits/new", form_data(world, p, site_id=str(other.id)), "/permits/new"
     )
     assert foreign.status_code == 422 and "工地/场所不属于本企业" in foreign.text
+
+
+def test_a_step_only_its_named_signer_takes_is_offered_to_them_alone(
+    sign_in: SignIn, db: Session, settings: Settings, world: World, p: People
+) -> None:
+    steps = create(db, settings, world, p)
+    steps.do(p.applicant, "submit", NOW)
+    # The lead (welder B) confirms the risks; the leader sees the approval instead.
+    assert 'id="step-confirm_risks"' in sign_in("welder_b").get(f"/permits/{steps.id}").text
+    boss = sign_in("boss_b").get(f"/permits/{steps.id}").text
+    assert 'id="step-confirm_risks"' not in boss and 'id="step-approve"' in boss
+    steps.do(p.boss, "site_survey", NOW, photos=PHOTO)
+    steps.do(p.welder, "confirm_risks", NOW)
+    steps.do(p.boss, "approve", NOW)
+    # Only the fire watch (the safety officer here) is offered the check-in.
+    assert 'id="step-check_in"' in sign_in("safety_b").get(f"/permits/{steps.id}").text
+    assert 'id="step-check_in"' not in sign_in("boss_b").get(f"/permits/{steps.id}").text

@@ -1137,8 +1137,23 @@ def steps_open_to(permit: Permit, user: User, scope: Scope) -> list[str]:
             continue
         if kind in APPROVER_EVENTS and role not in APPROVER_ROLES:
             continue
+        if not _named_signer(kind, permit.content, _person(user)):
+            continue
         steps.append(kind)
     return steps
+
+
+def _named_signer(kind: str, content: PermitContent, person: Person) -> bool:
+    """Whether ``person`` is whom the permit names for a step only they sign (the
+    lead's risk confirmation, the fire watch's check-ins and ember check, the start
+    by the lead or a welder): a page offers nobody else those buttons."""
+    if kind == "confirm_risks":
+        return person.same_as(content.lead)
+    if kind in ("check_in", "dispose"):
+        return person.same_as(content.fire_watch.person)
+    if kind in ("start", "resume"):
+        return person.same_as(content.lead) or person.welder_id in content.welder_ids
+    return True
 
 
 _BUILDERS: dict[str, Builder] = {
