@@ -167,7 +167,7 @@ def test_the_scan_in_opening_hours_is_allowed_only_under_the_taken_exception(
     )
     db.commit()
     refused = _scan(db, settings, p.welder, machine.code)
-    assert not refused.allowed  # type: ignore[attr-defined]
+    assert not refused.allowed
     hospital.do(p.applicant, "crowded_risk_assessment", NOW, photos=PHOTO)
     hospital.do(p.applicant, "crowded_fire_separation", NOW, photos=PHOTO)
     hospital.to_approved()
@@ -179,4 +179,4 @@ def test_the_scan_in_opening_hours_is_allowed_only_under_the_taken_exception(
     hospital.do(p.applicant, "clear", NOW, photos=PHOTO)
     hospital.do(p.welder, "start", NOW + timedelta(minutes=1), photos=PHOTO)
     allowed = _scan(db, settings, p.welder, machine.code)
-    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]
+    assert allowed.allowed, allowed.record.reasons

@@ -81,7 +81,7 @@ def test_a_mobile_welder_needs_a_job_covering_now(
     who = user(db, "welder_b")
 
     refused = scan(service, signer, who, machine)
-    assert refused.record.reason_codes == ["NOT_EMPLOYED"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["NOT_EMPLOYED"]
 
     # 焊工B declares a job on A's machine at A's premises (the client's own machine).
     job = declare(
@@ -92,9 +92,9 @@ def test_a_mobile_welder_needs_a_job_covering_now(
         client_credit_code=world.enterprises["A"].credit_code,
     )
     allowed = scan(service, signer, who, machine)
-    assert allowed.allowed, allowed.record.reason_codes  # type: ignore[attr-defined]
+    assert allowed.allowed, allowed.record.reason_codes
     # The session cannot outlive the job.
-    assert allowed.decision.valid_until == job.ends_at  # type: ignore[attr-defined]
+    assert allowed.decision.valid_until == job.ends_at
     db.commit()
 
 
@@ -112,7 +112,7 @@ def test_outside_the_window_the_mobile_welder_is_refused(
     )
     service, signer = ScanService(db, settings), signer_for(settings)
     later = scan(service, signer, user(db, "welder_b"), machine, now=NOW + 5 * H)
-    assert later.record.reason_codes == ["NOT_EMPLOYED"]  # type: ignore[attr-defined]
+    assert later.record.reason_codes == ["NOT_EMPLOYED"]
 
 
 def test_a_cancelled_job_no_longer_covers(db: Session, settings: Settings, world: World) -> None:
@@ -129,7 +129,7 @@ def test_a_cancelled_job_no_longer_covers(db: Session, settings: Settings, world
     db.commit()
     service, signer = ScanService(db, settings), signer_for(settings)
     refused = scan(service, signer, user(db, "welder_b"), machine)
-    assert refused.record.reason_codes == ["NOT_EMPLOYED"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["NOT_EMPLOYED"]
 
 
 def test_a_job_naming_another_welder_does_not_cover(
@@ -149,7 +149,7 @@ def test_a_job_naming_another_welder_does_not_cover(
     )
     service, signer = ScanService(db, settings), signer_for(settings)
     refused = scan(service, signer, user(db, "welder_b"), machine)
-    assert refused.record.reason_codes == ["NOT_EMPLOYED"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["NOT_EMPLOYED"]
 
 
 def a_scope(world: World) -> Scope:
@@ -174,9 +174,9 @@ def test_a_contractor_machine_at_a_registered_client_works_under_its_rules(
     )
     service, signer = ScanService(db, settings), signer_for(settings)
     at_b = scan(service, signer, user(db, "welder_one"), away)
-    assert at_b.record.reason_codes == ["PERMIT_REQUIRED"]  # type: ignore[attr-defined]
+    assert at_b.record.reason_codes == ["PERMIT_REQUIRED"]
     db.commit()
-    assert scan(service, signer, user(db, "welder_one"), home).allowed  # type: ignore[attr-defined]
+    assert scan(service, signer, user(db, "welder_one"), home).allowed
 
 
 def test_an_unregistered_clients_street_brings_its_special_periods(
@@ -211,8 +211,8 @@ def test_an_unregistered_clients_street_brings_its_special_periods(
     )
     service, signer = ScanService(db, settings), signer_for(settings)
     result = scan(service, signer, user(db, "welder_one"), machine)
-    assert result.record.reason_codes == ["SPECIAL_PERIOD"]  # type: ignore[attr-defined]
-    assert "新泾镇重大活动保障" in result.record.reasons[0]["message"]  # type: ignore[attr-defined]
+    assert result.record.reason_codes == ["SPECIAL_PERIOD"]
+    assert "新泾镇重大活动保障" in result.record.reasons[0]["message"]
 
 
 def test_the_stay_at_home_scan_reads_no_jobs(db: Session, settings: Settings, world: World) -> None:
@@ -224,7 +224,7 @@ def test_the_stay_at_home_scan_reads_no_jobs(db: Session, settings: Settings, wo
     welder = user(db, "welder_one")
     with statements(db) as seen:
         result = scan(service, signer, welder, machine)
-    assert result.allowed  # type: ignore[attr-defined]
+    assert result.allowed
     assert seen == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], seen
 
 
@@ -239,7 +239,7 @@ def test_a_mobile_work_owner_spends_one_select_on_jobs(
     welder = user(db, "welder_one")
     with statements(db) as seen:
         result = scan(service, signer, welder, machine)
-    assert result.allowed  # type: ignore[attr-defined]
+    assert result.allowed
     assert seen == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], seen
 
 
@@ -269,4 +269,4 @@ def test_a_welder_not_named_cannot_use_the_machine_at_the_client(
     )
     service, signer = ScanService(db, settings), signer_for(settings)
     refused = scan(service, signer, user(db, "welder_a2"), machine)
-    assert "MOBILE_JOB_NOT_DECLARED" in refused.record.reason_codes  # type: ignore[attr-defined]
+    assert "MOBILE_JOB_NOT_DECLARED" in refused.record.reason_codes

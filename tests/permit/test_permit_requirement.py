@@ -36,7 +36,7 @@ def test_an_enterprise_setting_wins_over_its_sector(
     b.permit_required = False
     db.commit()
     allowed = _scan(db, settings, p.welder, machine.code)
-    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]
+    assert allowed.allowed, allowed.record.reasons
 
 
 def test_a_sector_left_out_of_the_settings_needs_no_permit(
@@ -46,7 +46,7 @@ def test_a_sector_left_out_of_the_settings_needs_no_permit(
     machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
     relaxed = settings.model_copy(update={"permit_sectors": "危化,人员密集场所"})
     allowed = _scan(db, relaxed, p.welder, machine.code)
-    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]
+    assert allowed.allowed, allowed.record.reasons
     everywhere = settings.model_copy(update={"permit_sectors": "", "permit_everywhere": True})
     assert codes(_scan(db, everywhere, p.welder, machine.code)) == ["PERMIT_REQUIRED"]
 

@@ -4,7 +4,7 @@ within the hot spot's 10 m (both backends)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
@@ -12,22 +12,25 @@ from tests.factories import NOW, World
 from tests.permit.permits import create, people
 from tests.unlock.test_scan_round_trips import statements
 from tests.unlock.test_scan_service import HERE, NEAR, live_machine
+from weldguard.auth.models import User
 from weldguard.config import Settings
 from weldguard.device.models import DeviceCommand
 from weldguard.domain.geo import GeoPoint
 from weldguard.unlock.labels import signer_for
 from weldguard.unlock.models import WorkSession
-from weldguard.unlock.service import ScanService
+from weldguard.unlock.service import ScanResult, ScanService
 
 SCAN_AT = NOW + timedelta(minutes=5)
 # About 40 m north of the hot spot.
 FORTY_M = GeoPoint(HERE.latitude + 0.00036, HERE.longitude)
 
 
-def _scan(db: Session, settings: Settings, who: object, code: str, at: object = None) -> object:
+def _scan(
+    db: Session, settings: Settings, who: User, code: str, at: datetime | None = None
+) -> ScanResult:
     signer = signer_for(settings)
     service = ScanService(db, settings)
-    result = service.scan(who, code, signer.sign(code), NEAR, None, at or SCAN_AT)  # type: ignore[arg-type]
+    result = service.scan(who, code, signer.sign(code), NEAR, None, at or SCAN_AT)
     db.commit()
     return result
 
@@ -38,15 +41,15 @@ def test_a_construction_site_machine_needs_a_started_permit(
     p = people(db, settings, world)
     machine, _, _ = live_machine(db, settings, world, enterprise="B", now=SCAN_AT)
     refused = _scan(db, settings, p.welder, machine.code)
-    assert refused.record.reason_codes == ["PERMIT_REQUIRED"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["PERMIT_REQUIRED"]
 
     steps = create(db, settings, world, p, machine_ids=[machine.id])
     steps.to_started()
     allowed = _scan(db, settings, p.welder, machine.code)
-    assert allowed.allowed, allowed.record.reasons  # type: ignore[attr-defined]
-    assert allowed.decision.permit_id == steps.id  # type: ignore[attr-defined]
+    assert allowed.allowed, allowed.record.reasons
+    assert allowed.decision.permit_id == steps.id
     # The session ends with the permit's window at the latest.
-    assert allowed.session.valid_until <= NOW + timedelta(hours=6)  # type: ignore[attr-defined]
+    assert allowed.session.valid_until <= NOW + timedelta(hours=6)
 
 
 def test_a_machine_forty_metres_from_the_hot_spot_is_refused(
@@ -57,8 +60,8 @@ def test_a_machine_forty_metres_from_the_hot_spot_is_refused(
     steps = create(db, settings, world, p, machine_ids=[machine.id])
     steps.to_started()
     refused = _scan(db, settings, p.welder, machine.code)
-    assert refused.record.reason_codes == ["PERMIT_INVALID"]  # type: ignore[attr-defined]
-    message = refused.record.reasons[0]["message"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["PERMIT_INVALID"]
+    message = refused.record.reasons[0]["message"]
     assert "米" in message and "动火点" in message  # the distance is told
 
 
@@ -69,7 +72,7 @@ def test_a_paused_permit_does_not_unlock(db: Session, settings: Settings, world:
     steps.to_started()
     steps.do(p.welder, "pause", NOW + timedelta(minutes=3))
     refused = _scan(db, settings, p.welder, machine.code)
-    assert refused.record.reason_codes == ["PERMIT_INVALID"]  # type: ignore[attr-defined]
+    assert refused.record.reason_codes == ["PERMIT_INVALID"]
 
 
 def test_pausing_the_permit_ends_its_sessions_and_locks_its_machines(
@@ -82,8 +85,8 @@ def test_pausing_the_permit_ends_its_sessions_and_locks_its_machines(
     steps = create(db, settings, world, p, machine_ids=[machine.id])
     steps.to_started()
     allowed = _scan(db, settings, p.welder, machine.code)
-    assert allowed.allowed  # type: ignore[attr-defined]
-    session_id = allowed.session.id  # type: ignore[attr-defined]
+    assert allowed.allowed
+    session_id = allowed.session.id
     work = db.get(WorkSession, session_id)
     assert work is not None
     work.status = "active"

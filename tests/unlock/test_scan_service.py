@@ -28,7 +28,7 @@ from weldguard.unlock.command_bus import CommandAck
 from weldguard.unlock.facts import ScanFacts
 from weldguard.unlock.labels import LabelSigner, signer_for
 from weldguard.unlock.models import ScanRecord, SpecialPeriod, WorkSession
-from weldguard.unlock.service import ScanService
+from weldguard.unlock.service import ScanResult, ScanService
 from weldguard.welder.identity import IdentityVault
 from weldguard.welder.models import Certificate
 from weldguard.welder.service import WelderService
@@ -116,7 +116,7 @@ def scan(
     position: PhonePosition | None = NEAR,
     key: str | None = None,
     now: datetime = NOW,
-) -> object:
+) -> ScanResult:
     return service.scan(who, machine.code, signer.sign(machine.code), position, key, now)
 
 
