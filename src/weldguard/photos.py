@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -19,6 +20,7 @@ __all__ = [
     "photo_file",
     "photo_media_type",
     "read_photo",
+    "remove_photos",
     "store_photo",
 ]
 
@@ -60,6 +62,13 @@ def store_photo(data_dir: Path, content: bytes, extension: str) -> str:
     with open(path, "xb") as handle:  # a fresh random name: never overwrite
         handle.write(content)
     return relative
+
+
+def remove_photos(data_dir: Path, stored: Iterable[str]) -> None:
+    """Deletes photos stored for something that was then refused: nothing of a
+    refused write stays behind."""
+    for relative in stored:
+        (data_dir / relative).unlink(missing_ok=True)
 
 
 def photo_file(data_dir: Path, relative: str) -> Path | None:

@@ -33,7 +33,8 @@ from weldguard.enterprise.models import Enterprise
 from weldguard.jurisdiction.paths import within
 from weldguard.pagination import COUNT_CAP, MAX_PAGE_SIZE, Page
 from weldguard.permit.alarm_models import PermitAlarm, PermitMonitorReading
-from weldguard.permit.models import Permit, PermitWelder
+from weldguard.permit.models import Permit
+from weldguard.permit.repository import permit_scope
 
 __all__ = [
     "AlarmRow",
@@ -77,17 +78,9 @@ class PermitAlarmRepository:
     # --- for people -------------------------------------------------------------------
     @staticmethod
     def scope_filter(scope: Scope) -> ColumnElement[bool]:
-        """The permits' own rule (regulators their area and sectors, enterprise users
-        their enterprise, a welder the permits naming them), on the alarm's copies."""
-        if scope.welder_id is not None and not scope.everything:
-            return exists(
-                select(PermitWelder.id).where(
-                    PermitWelder.permit_id == PermitAlarm.permit_id,
-                    PermitWelder.welder_id == scope.welder_id,
-                )
-            )
-        return scope.record_filter(
-            PermitAlarm.area_path, PermitAlarm.enterprise_id, PermitAlarm.enterprise_id
+        """The permits' own rule, on the alarm's copies of area and enterprise."""
+        return permit_scope(
+            scope, PermitAlarm.permit_id, PermitAlarm.area_path, PermitAlarm.enterprise_id
         )
 
     def list_statement(self, scope: Scope, f: PermitAlarmFilter) -> Select[PermitAlarm]:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from weldguard.auth.models import User
 from weldguard.auth.scope import Scope
@@ -78,6 +78,24 @@ class ScanCandidate:
     machine_ids: set[int]
 
 
+def permit_scope(
+    scope: Scope,
+    permit_id: InstrumentedAttribute[int],
+    area_path: InstrumentedAttribute[str],
+    enterprise_id: InstrumentedAttribute[int],
+) -> ColumnElement[bool]:
+    """Who reaches a permit, or a row that copies a permit's area and enterprise
+    (its alarms): regulators their area (and sectors), enterprise users their
+    enterprise, a welder the permits naming them."""
+    if scope.welder_id is not None and not scope.everything:
+        return exists(
+            select(PermitWelder.id).where(
+                PermitWelder.permit_id == permit_id, PermitWelder.welder_id == scope.welder_id
+            )
+        )
+    return scope.record_filter(area_path, enterprise_id, enterprise_id)
+
+
 class PermitRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -85,15 +103,7 @@ class PermitRepository:
     # --- scope ------------------------------------------------------------------------
     @staticmethod
     def scope_filter(scope: Scope) -> ColumnElement[bool]:
-        """Regulators their area (and sectors), enterprise users their enterprise, a
-        welder the permits naming them."""
-        if scope.welder_id is not None and not scope.everything:
-            return exists(
-                select(PermitWelder.id).where(
-                    PermitWelder.permit_id == Permit.id, PermitWelder.welder_id == scope.welder_id
-                )
-            )
-        return scope.record_filter(Permit.area_path, Permit.enterprise_id, Permit.enterprise_id)
+        return permit_scope(scope, Permit.id, Permit.area_path, Permit.enterprise_id)
 
     # --- one permit ---------------------------------------------------------------------
     def get(self, scope: Scope, permit_id: int, *, for_update: bool = False) -> Permit | None:

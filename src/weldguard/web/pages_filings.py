@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -58,6 +57,7 @@ from weldguard.photos import (
     photo_file,
     photo_media_type,
     read_photo,
+    remove_photos,
     store_photo,
 )
 from weldguard.web.common import (
@@ -242,11 +242,6 @@ def _read_photos(
         else:
             read.append(result)
     return read
-
-
-def _remove(data_dir: Path, stored: Iterable[str]) -> None:
-    for relative in stored:
-        (data_dir / relative).unlink(missing_ok=True)
 
 
 # --- mobile jobs: list --------------------------------------------------------------
@@ -570,7 +565,7 @@ def mobile_job_declare(
         for content, extension in read:
             service.add_photo(viewer.scope, job.id, keep(content, extension), viewer.now)
     except BaseException:
-        _remove(data_dir, stored)
+        remove_photos(data_dir, stored)
         raise
     return RedirectResponse(f"/mobile-jobs/{job.id}?declared=1", status_code=303)
 
@@ -730,7 +725,7 @@ def mobile_job_add_photo(
     except Conflict as error:
         return _job_page(request, viewer, session, job, problem=error.message, status_code=409)
     except BaseException:
-        _remove(data_dir, stored)
+        remove_photos(data_dir, stored)
         raise
     return RedirectResponse(f"/mobile-jobs/{job.id}?photo=1", status_code=303)
 

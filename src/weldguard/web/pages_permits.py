@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
@@ -51,6 +50,7 @@ from weldguard.photos import (
     PhotoRejected,
     photo_media_type,
     read_photo,
+    remove_photos,
     store_photo,
 )
 from weldguard.unlock.records import local_day_bounds
@@ -889,7 +889,7 @@ def take_step(
         lock_ttl_s=settings_of(request).unlock_command_ttl_s,
     )
     service.get(viewer.scope, permit_id)
-    stored: list[Path] = []
+    stored: list[str] = []
     data_dir = settings_of(request).data_dir
     try:
         uploads = [p for p in photos or [] if p.filename]
@@ -903,21 +903,18 @@ def take_step(
                 values,
                 f"最多上传 {MAX_STEP_PHOTOS} 张照片",
             )
-        keys = []
         for upload in uploads:
             read = read_photo(upload.file)
             if isinstance(read, PhotoRejected):
                 return _step_refused(request, viewer, session, permit_id, kind, values, read.reason)
             content, extension = read
-            key = store_photo(data_dir, content, extension)
-            stored.append(data_dir / key)
-            keys.append(key)
-        if keys:
-            data["photos"] = keys
+            stored.append(store_photo(data_dir, content, extension))
+        if stored:
+            data["photos"] = stored
         with session.begin_nested():
             service.apply(viewer.scope, viewer.user, permit_id, kind, data, viewer.now)
     except DomainError as error:
-        _remove(stored)
+        remove_photos(data_dir, stored)
         session.expire_all()
         fields, general = {}, []
         for detail in error.details:
@@ -937,7 +934,7 @@ def take_step(
             status_code=error.status_code,
         )
     except BaseException:
-        _remove(stored)
+        remove_photos(data_dir, stored)
         raise
     return RedirectResponse(f"/permits/{permit_id}?done={kind}#steps", status_code=303)
 
@@ -955,12 +952,6 @@ def _step_refused(
     return _detail(
         request, viewer, session, permit_id, problem=problem, values=values, status_code=422
     )
-
-
-def _remove(paths: Sequence[Path]) -> None:
-    # A refused step keeps nothing: its photos go with it.
-    for path in paths:
-        path.unlink(missing_ok=True)
 
 
 @router.get("/permits/{permit_id}/photos/{folder}/{name}")
