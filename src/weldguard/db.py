@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import DateTime, Engine, Insert, MetaData, Table, bindparam, create_engine, event
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Insert,
+    MetaData,
+    Select,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    select,
+    true,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, make_transient_to_detached, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -87,9 +102,43 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     # the custom one: a threshold never reached keeps every plan custom, except for
     # the statements marked PREPARED below (None would refuse those too).
     connect_args = {"prepare_threshold": 2**31 - 1, **kwargs.pop("connect_args", {})}
-    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "do_execute", _prepare_marked)
+    _ping_when_idle(engine)
     return engine
+
+
+# A pooled connection back in use within this many seconds is not pinged first.
+PING_AFTER_IDLE_S = 10.0
+_LAST_CHECKIN = "weldguard_last_checkin"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """The pool's pre-ping, only for a connection that sat idle: ``pool_pre_ping``
+    pings on every checkout, one more round trip in every transaction. A
+    connection the server dropped while it was busy a moment ago is still caught:
+    its error marks the pool invalid (SQLAlchemy's optimistic disconnect
+    handling), and every older connection is replaced."""
+
+    def checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_CHECKIN] = time.monotonic()
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        last = record.info.get(_LAST_CHECKIN)
+        if last is None or time.monotonic() - last < PING_AFTER_IDLE_S:
+            return  # fresh from connect, or used a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            # The pool reconnects and checks the other idle connections the same way.
+            raise DisconnectionError(str(exc)) from exc
+        finally:
+            if not getattr(dbapi_connection, "closed", False):
+                with contextlib.suppress(Exception):
+                    dbapi_connection.rollback()
+
+    event.listen(engine, "checkin", checkin)
+    event.listen(engine, "checkout", checkout)
 
 
 # An execution option: statements of a hot path that are prepared server-side all
@@ -196,3 +245,121 @@ def _insert_unless_taken(table: Table, dialect: str, columns: frozenset[str]) ->
         .returning(*table.columns)
         .execution_options(**{PREPARED: True})
     )
+
+
+@dataclass(frozen=True)
+class Chained:
+    """One row of :func:`insert_chain_unless_taken`: ``instance``, with the columns
+    in ``from_earlier`` taken from rows before it in the chain once they are in
+    (column -> (index of the earlier row, its column)), e.g. a generated key."""
+
+    instance: Base
+    from_earlier: Mapping[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def insert_chain_unless_taken(session: Session, rows: Sequence[Chained]) -> int:
+    """:func:`insert_unless_taken` for rows that depend on each other: each row is
+    inserted only if every row before it went in, and how many did (a prefix of
+    ``rows``) is returned. The rows that went in are persistent, every column set.
+
+    On PostgreSQL this is one statement (data-modifying CTEs, each INSERT
+    selecting from the ones before it) instead of a round trip per row: the scan
+    writes its record, its unlock and its session this way. Elsewhere the rows go
+    one by one, with the same result."""
+    if not rows:
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        for done, row in enumerate(rows):
+            for name, (earlier, source) in row.from_earlier.items():
+                setattr(row.instance, name, getattr(rows[earlier].instance, source))
+            if not insert_unless_taken(session, row.instance):
+                return done
+        return len(rows)
+    tables: list[Table] = []
+    shape: list[tuple[Table, frozenset[str], tuple[tuple[str, int, str], ...]]] = []
+    params: dict[str, Any] = {}
+    for index, row in enumerate(rows):
+        table = cast(Table, sa_inspect(type(row.instance)).local_table)
+        values = {
+            column.key: value
+            for column in table.columns
+            if column.key not in row.from_earlier
+            and (value := _value_or_default(row.instance, column)) is not None
+        }
+        params.update({f"r{index}_{key}": value for key, value in values.items()})
+        links = tuple(
+            sorted((name, earlier, source) for name, (earlier, source) in row.from_earlier.items())
+        )
+        tables.append(table)
+        shape.append((table, frozenset(values), links))
+    found = session.execute(_insert_chain(tuple(shape)), params).first()
+    if found is None:
+        return 0
+    done = 0
+    offset = 0
+    for row, table in zip(rows, tables, strict=True):
+        width = len(table.columns)
+        returned = found[offset : offset + width]
+        offset += width
+        if all(value is None for value in returned):
+            break  # this row was taken (and so nothing after it went in)
+        for column, value in zip(table.columns, returned, strict=True):
+            setattr(row.instance, column.key, value)
+        make_transient_to_detached(row.instance)
+        session.add(row.instance)
+        done += 1
+    return done
+
+
+def _value_or_default(instance: Base, column: Any) -> Any:
+    """The instance's value, else the column's Python-side default, evaluated here:
+    an INSERT … SELECT cannot take a callable default (``default=list``)."""
+    value = getattr(instance, column.key)
+    default = column.default
+    if value is not None or default is None:
+        return value
+    if default.is_scalar:
+        return default.arg
+    if default.is_callable:
+        return default.arg(None)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _insert_chain(
+    shape: tuple[tuple[Table, frozenset[str], tuple[tuple[str, int, str], ...]], ...],
+) -> Select[Any]:
+    """Built once per chain of tables and sets of columns (see _insert_unless_taken).
+    Row i's values are parameters ``r{i}_{column}``; after the first row each
+    INSERT selects them, cast to the column's type, FROM the CTEs before it, so it
+    inserts nothing unless each of those returned its row."""
+    ctes: list[Any] = []
+    for index, (table, columns, links) in enumerate(shape):
+        if index == 0:
+            insert = postgresql_insert(table).values(
+                {key: bindparam(f"r0_{key}", type_=table.c[key].type) for key in sorted(columns)}
+            )
+        else:
+            names = sorted(columns)
+            chosen: list[Any] = [
+                sql_cast(bindparam(f"r{index}_{key}", type_=table.c[key].type), table.c[key].type)
+                for key in names
+            ]
+            chosen += [ctes[earlier].c[source] for _column, earlier, source in links]
+            source_rows = select(*chosen).select_from(ctes[0])
+            for earlier in ctes[1:]:
+                source_rows = source_rows.join(earlier, true())
+            insert = postgresql_insert(table).from_select(
+                [*names, *(column for column, _earlier, _source in links)], source_rows
+            )
+        ctes.append(insert.on_conflict_do_nothing().returning(*table.columns).cte(f"chain_{index}"))
+    labelled = [
+        cte.c[column.key].label(f"c{index}_{column.key}")
+        for index, (cte, (table, _columns, _links)) in enumerate(zip(ctes, shape, strict=True))
+        for column in table.columns
+    ]
+    # One row when the first row went in, with NULLs for every row after a taken one.
+    statement = select(*labelled).select_from(ctes[0])
+    for cte in ctes[1:]:
+        statement = statement.outerjoin(cte, true())
+    return statement.execution_options(**{PREPARED: True})

@@ -273,7 +273,12 @@ def test_a_lost_race_returns_the_open_session_or_refuses(
     lost = scan(service, signer, welder, machine, NEAR, now=NOW + timedelta(seconds=2))
     assert lost.record.outcome == "blocked"  # type: ignore[attr-defined]
     assert lost.record.reason_codes == ["MACHINE_IN_USE"]  # type: ignore[attr-defined]
-    db.rollback()
+    assert lost.unlock is None and lost.session is None  # type: ignore[attr-defined]
+    db.commit()
+    # The refused scan's record stays; its unlock went again with its session.
+    assert db.get(ScanRecord, lost.record.id).session_id is None  # type: ignore[attr-defined,union-attr]
+    unlocks = db.scalars(select(DeviceCommand.id).where(DeviceCommand.cmd == "unlock")).all()
+    assert unlocks == [first.unlock.command_id]  # type: ignore[attr-defined]
     assert db.scalar(select(func.count()).select_from(WorkSession)) == 1
 
 

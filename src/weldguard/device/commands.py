@@ -113,6 +113,16 @@ def retry_delay(attempts: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def queued(command: DeviceCommand, now: datetime) -> DeviceCommand:
+    """A command written claimed for its first send (``prepare(send_now=True)``)
+    as an ordinary queued one instead: a dispatcher sends it when its turn comes."""
+    command.status = CommandStatus.QUEUED.value
+    command.attempts = 0
+    command.first_sent_at = command.last_sent_at = None
+    command.next_attempt_at = now
+    return command
+
+
 def ack_code_name(code: int | None) -> str | None:
     if code is None:
         return None
@@ -571,6 +581,34 @@ class CommandService:
         flight it is queued as usual (status ``queued``: the caller must not
         publish it), and a publish that never happens is retried by the
         dispatchers."""
+        command = self.prepare(
+            target,
+            cmd,
+            args,
+            now=now,
+            ttl_s=ttl_s,
+            requested_by=requested_by,
+            reason=reason,
+            send_now=send_now,
+        )
+        return self.store(command, now)
+
+    def prepare(
+        self,
+        target: Machine | Chip,
+        cmd: str,
+        args: Mapping[str, Any],
+        *,
+        now: datetime,
+        ttl_s: int = DEFAULT_TTL_S,
+        requested_by: int | None = None,
+        reason: str = "",
+        send_now: bool = False,
+    ) -> DeviceCommand:
+        """:meth:`issue`'s checks and signature, nothing written: the row to write
+        (claimed for its first send with ``send_now``), for a caller that writes it
+        along with rows of its own (the scan), and passes it to :meth:`store` only
+        if that failed."""
         errors = validate_args(cmd, args, to_ms(now))
         if not _is_int(ttl_s) or not 1 <= ttl_s <= MAX_TTL_S:
             errors.append(ErrorDetail(f"应为 1 到 {MAX_TTL_S} 秒", field="ttl_s"))
@@ -591,9 +629,17 @@ class CommandService:
             chip = target
             machine = self.repo.machine_of_chip(chip.id)
             machine_id = machine.id if machine is not None else None
-        return self._issue_signed(
+        return self._signed_row(
             chip, machine_id, cmd, dict(args), ttl_s * 1000, now, requested_by, reason, send_now
         )
+
+    def store(self, command: DeviceCommand, now: datetime) -> DeviceCommand:
+        """Writes a row from :meth:`prepare`. A claimed one is refused by the
+        in-flight index when the device has a command out: it is then queued as
+        usual (status ``queued``: the caller must not publish it)."""
+        if command.status == CommandStatus.SENT.value and self.repo.add_if_free(command):
+            return command
+        return self.repo.add(queued(command, now))
 
     def issue_for(
         self,
@@ -668,9 +714,25 @@ class CommandService:
         now: datetime,
         requested_by: int | None,
         reason: str,
-        send_now: bool = False,
         *,
         flush: bool = True,
+    ) -> DeviceCommand:
+        """Signs and queues; unflushed with ``flush=False``: a caller issuing many
+        at once flushes them as one INSERT."""
+        command = self._signed_row(chip, machine_id, cmd, args, ttl_ms, now, requested_by, reason)
+        return self.repo.add(command) if flush else self.repo.add_unflushed(command)
+
+    def _signed_row(
+        self,
+        chip: Chip,
+        machine_id: int | None,
+        cmd: str,
+        args: dict[str, Any],
+        ttl_ms: int,
+        now: datetime,
+        requested_by: int | None,
+        reason: str,
+        send_now: bool = False,
     ) -> DeviceCommand:
         if chip.secret_encrypted is None:
             raise Conflict(f"芯片 {chip.device_id} 尚未签发密钥，无法签名命令")
@@ -702,7 +764,7 @@ class CommandService:
             "reason": reason[:64],
         }
         if send_now:
-            claimed = DeviceCommand(
+            return DeviceCommand(
                 **fields,
                 status=CommandStatus.SENT.value,
                 attempts=1,
@@ -710,14 +772,9 @@ class CommandService:
                 last_sent_at=now,
                 next_attempt_at=now + retry_delay(1),
             )
-            # The in-flight index refuses it when the device has a command out.
-            if self.repo.add_if_free(claimed):
-                return claimed
-        queued = DeviceCommand(
+        return DeviceCommand(
             **fields, status=CommandStatus.QUEUED.value, attempts=0, next_attempt_at=now
         )
-        # Unflushed: a caller issuing many at once flushes them as one INSERT.
-        return self.repo.add(queued) if flush else self.repo.add_unflushed(queued)
 
     # --- delivery -------------------------------------------------------------
     def due(self, now: datetime, limit: int = 100) -> list[DeviceCommand]:

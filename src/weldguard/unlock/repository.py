@@ -10,7 +10,13 @@ from sqlalchemy import CursorResult, Select, and_, bindparam, or_, select, updat
 from sqlalchemy.orm import Session
 
 from weldguard.auth.scope import Scope
-from weldguard.db import PREPARED, UTCDateTime, insert_unless_taken
+from weldguard.db import (
+    PREPARED,
+    Chained,
+    UTCDateTime,
+    insert_chain_unless_taken,
+    insert_unless_taken,
+)
 from weldguard.device.models import DeviceCommand, DeviceState
 from weldguard.enterprise.models import Enterprise, Site
 from weldguard.machine.models import Chip, ChipBinding, Machine
@@ -287,6 +293,20 @@ class ScanRepository:
         unique index ``uq_work_session_open_machine`` decides): False when another
         request got there first."""
         return insert_unless_taken(self.session, work_session)
+
+    def add_started(
+        self, record: ScanRecord, unlock: DeviceCommand | None, work_session: WorkSession
+    ) -> int:
+        """An allowed scan's rows in one go: the record, then its unlock (when there
+        is one to send) unless the chip has a command in flight, then the session
+        (its ``scan_id`` the record's new id) unless the machine has an open one.
+        Returns how many went in, in that order: 0 when the record's idempotency
+        key was taken (the form was submitted before) and nothing was written."""
+        rows = [Chained(record)]
+        if unlock is not None:
+            rows.append(Chained(unlock))
+        rows.append(Chained(work_session, {"scan_id": (0, "id")}))
+        return insert_chain_unless_taken(self.session, rows)
 
     def add_session(self, work_session: WorkSession) -> WorkSession:
         self.session.add(work_session)

@@ -36,6 +36,7 @@ from weldguard.device.commands import (
     CommandRepository,
     CommandService,
     ack_code_label,
+    queued,
     unlock_args,
 )
 from weldguard.device.models import CommandStatus, DeviceCommand
@@ -267,37 +268,48 @@ class ScanService:
         session_id = None
         if decision.allowed:
             session_id = here.id if reused and here is not None else str(uuid.uuid4())
-        record = self.repo.add_scan(
-            ScanRecord(
-                idempotency_key=key,
-                scanned_at=now,
-                outcome=(ScanOutcome.ALLOWED if decision.allowed else ScanOutcome.BLOCKED).value,
-                machine_code=machine.code,
-                machine_id=machine.id,
-                enterprise_id=enterprise.id,
-                area_path=enterprise.area_path,
-                user_id=user.id,
-                welder_id=user.welder_id,
-                reason_codes=[c.value for c in decision.codes],
-                warning_codes=[c.value for c in decision.warning_codes],
-                reasons=reason_rows(decision),
-                phone_lat=position.point.latitude if position else None,
-                phone_lon=position.point.longitude if position else None,
-                phone_accuracy_m=position.accuracy_m if position else None,
-                distance_m=round(distance, 1) if distance is not None else None,
-                session_id=session_id,
-            )
+        record = ScanRecord(
+            idempotency_key=key,
+            scanned_at=now,
+            outcome=(ScanOutcome.ALLOWED if decision.allowed else ScanOutcome.BLOCKED).value,
+            machine_code=machine.code,
+            machine_id=machine.id,
+            enterprise_id=enterprise.id,
+            area_path=enterprise.area_path,
+            user_id=user.id,
+            welder_id=user.welder_id,
+            reason_codes=[c.value for c in decision.codes],
+            warning_codes=[c.value for c in decision.warning_codes],
+            reasons=reason_rows(decision),
+            phone_lat=position.point.latitude if position else None,
+            phone_lon=position.point.longitude if position else None,
+            phone_accuracy_m=position.accuracy_m if position else None,
+            distance_m=round(distance, 1) if distance is not None else None,
+            session_id=session_id,
         )
-        if record is None:
-            return self._replay(user, key)
-        if not decision.allowed:
+        if not decision.allowed or reused:
+            if self.repo.add_scan(record) is None:
+                return self._replay(user, key)
+            if reused and here is not None:
+                return ScanResult(record, decision, session=here, reused=True)
             return ScanResult(record, decision)
-        if reused and here is not None:
-            return ScanResult(record, decision, session=here, reused=True)
         assert session_id is not None
+        return self._start_session(record, decision, user, facts.place, session_id, now)
 
+    def _start_session(
+        self,
+        record: ScanRecord,
+        decision: Decision,
+        user: User,
+        place: MachinePlace,
+        session_id: str,
+        now: datetime,
+    ) -> ScanResult:
+        """An allowed scan's record, signed unlock and session, written together (one
+        statement on PostgreSQL; see ``ScanRepository.add_started``)."""
+        assert user.welder_id is not None
+        machine, enterprise, chip = place.machine, place.enterprise, place.chip
         valid_until = session_limit(decision.valid_until, now, self.settings)
-        chip = facts.place.chip
         work = WorkSession(
             id=session_id,
             machine_id=machine.id,
@@ -305,17 +317,16 @@ class ScanService:
             welder_id=user.welder_id,
             enterprise_id=enterprise.id,
             area_path=enterprise.area_path,
-            scan_id=record.id,
             permit_id=decision.permit_id,
             status=SessionStatus.STARTING.value,
             started_at=now,
             valid_until=valid_until,
         )
+        commands = self._commands_for(place)
         try:
-            # Signed before the session is written, so that the session carries its
-            # command from its INSERT on; a lost race deletes the command again
-            # (uncommitted: nobody has seen it).
-            command = self._commands_for(place).issue(
+            # Signed before anything is written, so that the session carries its
+            # command from its INSERT on.
+            command: DeviceCommand | None = commands.prepare(
                 machine,
                 "unlock",
                 unlock_args(work.id, welder_ref(user.welder_id), valid_until),
@@ -326,19 +337,33 @@ class ScanService:
                 send_now=self.claim_for_bus,
             )
         except DomainError as exc:
+            command = None
             work.status = SessionStatus.FAILED.value
             work.ended_at = now
             work.failure = FAILURE_NO_KEY.format(detail=exc.message)[:128]
-            if not self.repo.add_session_if_free(work):
-                return self._lost_race(record, decision, user)
-            return ScanResult(record, decision, session=work)
-        work.unlock_command_id = command.id
-        if not self.repo.add_session_if_free(work):
+        if command is not None:
+            work.unlock_command_id = command.id
+        written = self.repo.add_started(record, command, work)
+        if written == 0:
+            return self._replay(user, record.idempotency_key)
+        if command is not None and written == 1:
+            # The chip has a command in flight (the in-flight index refused the
+            # claimed unlock): the unlock waits its turn, queued, and the session
+            # goes in on its own.
+            commands.store(queued(command, now), now)
+            work.scan_id = record.id
+            if self.repo.add_session_if_free(work):
+                return ScanResult(record, decision, session=work, unlock=CommandOrder.of(command))
+        if work not in self.session:
             # Another request opened a session on this machine between our read
-            # and our insert: the database's unique index decided.
-            self.session.delete(command)
-            self.session.flush()
+            # and our insert: the database's unique index decided. The unlock
+            # (uncommitted: nobody has seen it) goes again.
+            if command is not None:
+                self.session.delete(command)
+                self.session.flush()
             return self._lost_race(record, decision, user)
+        if command is None:
+            return ScanResult(record, decision, session=work)
         claimed = command.status == CommandStatus.SENT.value
         return ScanResult(
             record, decision, session=work, unlock=CommandOrder.of(command, claimed=claimed)

@@ -452,6 +452,9 @@ async def scan_submit(
                 clock=_clock_from(now),
             ),
         )
+        # One turn of the loop: the delivery publishes the unlock (it does not
+        # wait for anything before that) ahead of this response being written.
+        await asyncio.sleep(0)
     return RedirectResponse(f"/scan/records/{record_id}", status_code=303)
 
 
