@@ -1,4 +1,5 @@
-"""Page routes: one router per area of the site."""
+"""Page routes: one router per area of the site (the scan page's is included
+first of all, by weldguard.app)."""
 
 from fastapi import APIRouter
 
@@ -13,7 +14,6 @@ from weldguard.web.pages_permit_alarms import router as permit_alarms_router
 from weldguard.web.pages_permit_docs import router as permit_docs_router
 from weldguard.web.pages_permits import router as permits_router
 from weldguard.web.pages_register import router as register_router
-from weldguard.web.pages_scan import router as scan_router
 from weldguard.web.pages_unlock import router as unlock_router
 
 router = APIRouter(include_in_schema=False)
@@ -24,7 +24,6 @@ router.include_router(import_router)
 router.include_router(device_router)
 router.include_router(labels_router)
 router.include_router(unlock_router)
-router.include_router(scan_router)
 router.include_router(calendar_router)
 router.include_router(permits_router)
 router.include_router(permit_docs_router)
