@@ -275,7 +275,6 @@ def insert_chain_unless_taken(session: Session, rows: Sequence[Chained]) -> int:
             if not insert_unless_taken(session, row.instance):
                 return done
         return len(rows)
-    tables: list[Table] = []
     shape: list[tuple[Table, frozenset[str], tuple[tuple[str, int, str], ...]]] = []
     params: dict[str, Any] = {}
     for index, row in enumerate(rows):
@@ -290,25 +289,35 @@ def insert_chain_unless_taken(session: Session, rows: Sequence[Chained]) -> int:
         links = tuple(
             sorted((name, earlier, source) for name, (earlier, source) in row.from_earlier.items())
         )
-        tables.append(table)
         shape.append((table, frozenset(values), links))
     found = session.execute(_insert_chain(tuple(shape)), params).first()
     if found is None:
         return 0
     done = 0
     offset = 0
-    for row, table in zip(rows, tables, strict=True):
-        width = len(table.columns)
-        returned = found[offset : offset + width]
-        offset += width
-        if all(value is None for value in returned):
+    for index, (row, (table, provided, _links)) in enumerate(zip(rows, shape, strict=True)):
+        columns = _returned_columns(table, provided)
+        returned = found[offset : offset + len(columns)]
+        offset += len(columns)
+        if returned[0] is None:
             break  # this row was taken (and so nothing after it went in)
-        for column, value in zip(table.columns, returned, strict=True):
+        for key in provided:
+            if getattr(row.instance, key) is None:  # a default evaluated here
+                setattr(row.instance, key, params[f"r{index}_{key}"])
+        for column, value in zip(columns, returned, strict=True):
             setattr(row.instance, column.key, value)
         make_transient_to_detached(row.instance)
         session.add(row.instance)
         done += 1
     return done
+
+
+def _returned_columns(table: Table, provided: frozenset[str]) -> list[Any]:
+    """What the chain's statement sends back of a row: its primary key (first:
+    NULL when the row was taken) and what the database filled in. Not the values
+    it was given: every column described costs the driver and the ORM time."""
+    keys = list(table.primary_key.columns)
+    return keys + [c for c in table.columns if c.key not in provided and not c.primary_key]
 
 
 def _value_or_default(instance: Base, column: Any) -> Any:
@@ -355,8 +364,8 @@ def _insert_chain(
         ctes.append(insert.on_conflict_do_nothing().returning(*table.columns).cte(f"chain_{index}"))
     labelled = [
         cte.c[column.key].label(f"c{index}_{column.key}")
-        for index, (cte, (table, _columns, _links)) in enumerate(zip(ctes, shape, strict=True))
-        for column in table.columns
+        for index, (cte, (table, provided, _links)) in enumerate(zip(ctes, shape, strict=True))
+        for column in _returned_columns(table, provided)
     ]
     # One row when the first row went in, with NULLs for every row after a taken one.
     statement = select(*labelled).select_from(ctes[0])
