@@ -138,6 +138,10 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.05)
 
 
+# A cancelled worker ends within its bounded shutdown (milliseconds normally).
+STOP_S = 5.0
+
+
 @contextlib.asynccontextmanager
 async def running(worker: IngestWorker) -> AsyncIterator[IngestWorker]:
     task = asyncio.create_task(worker.run())
@@ -146,8 +150,11 @@ async def running(worker: IngestWorker) -> AsyncIterator[IngestWorker]:
         yield worker
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # asyncio.wait, not `await task` under suppress(CancelledError): that also
+        # swallowed the cancellation of this task (run()'s 14 s timeout), and the
+        # scenario went on with the worker still running.
+        done, _ = await asyncio.wait({task}, timeout=STOP_S)
+        assert done, f"the worker did not stop within {STOP_S} s of its cancellation"
     assert task.cancelled() or task.exception() is None
 
 
@@ -301,6 +308,43 @@ def test_crash_mid_stream_loses_nothing(
             assert seqs == list(range(1, total + 1))
 
     run(scenario)
+
+
+def test_a_writer_cancelled_as_its_batch_fills_stops(
+    engine: Engine, session_factory: sessionmaker[Session]
+) -> None:
+    """The cancellation may come at any point of the wake-up chain a full batch
+    starts. On Python 3.11 asyncio.wait_for returned normally when cancelled just
+    as what it awaited completed (CPython gh-86296): the writer committed the batch
+    and waited for more work for ever, and so did run() for the writer."""
+    dev = f"B{uuid.uuid4().hex[:12]}"
+
+    def row(seq: int) -> Any:
+        t = now_ms()
+        return (dev, "tel", seq, t, t, False, orjson.dumps(tel(seq)).decode())
+
+    async def scenario() -> None:
+        for turns in range(8):
+            # Nothing connects: the writer alone, with a deadline far away.
+            worker = make_worker(engine, "127.0.0.1", 1, batch_size=2, batch_ms=60_000)
+            writer = asyncio.create_task(worker._writer())
+            worker._enqueue(row(2 * turns + 1))
+            for _ in range(3):
+                await asyncio.sleep(0)  # the writer now waits for the batch to fill
+            worker._enqueue(row(2 * turns + 2))  # it is full
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            writer.cancel()
+            done, _ = await asyncio.wait({writer}, timeout=2)
+            assert done, f"the writer lost its cancellation after {turns} turns"
+            assert writer.cancelled()
+            # run()'s shutdown: a batch the writer had taken still commits.
+            await worker._shutdown([])
+
+    run(scenario)
+    # Each batch was either committed whole or never taken.
+    seqs = stored(session_factory, dev)
+    assert len(seqs) % 2 == 0 and len(seqs) == len(set(seqs))
 
 
 @pytest.mark.parametrize("broker_kind", BROKERS)

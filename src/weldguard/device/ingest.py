@@ -70,6 +70,10 @@ LOG_TRUNCATE = 200
 # messages for it) while no worker is connected.
 SESSION_EXPIRY_S = 7 * 24 * 3600
 CONNECT_TIMEOUT_S = 5.0
+# Shutdown (run() cancelled): how long a step may take before it is given up, so
+# that a cancelled worker always ends. Each normally takes milliseconds.
+STOP_DRAIN_S = 5.0  # the writer, the last state flush, the batch being committed
+STOP_CLOSE_S = 2.0  # the MQTT disconnect, the database thread's close
 # Machines are bound and unbound while the worker runs; their welding thresholds
 # are reloaded this often so a newly bound chip counts.
 ARC_REFRESH_S = 60.0
@@ -90,6 +94,10 @@ def _now_ms() -> int:
 def _truncate(data: bytes | str) -> str:
     text = data if isinstance(data, str) else data[: LOG_TRUNCATE * 4].decode("utf-8", "replace")
     return text[:LOG_TRUNCATE]
+
+
+async def _no_reconnect(delay: bool = False) -> None:
+    """Stands in for gmqtt's own reconnect (see ``IngestWorker._own_reconnection``)."""
 
 
 def _pubacks(mids: list[int]) -> bytes:
@@ -225,7 +233,9 @@ class IngestWorker:
 
     async def wait_ready(self, timeout: float = 10) -> None:
         """Until the first subscription is in place (tests, serve start-up)."""
-        await asyncio.wait_for(self._ready.wait(), timeout)
+        # asyncio.timeout, never wait_for, in this module: see _writer.
+        async with asyncio.timeout(timeout):
+            await self._ready.wait()
 
     def nodelay(self) -> bool | None:
         """TCP_NODELAY as the live socket reports it (None when not connected)."""
@@ -236,36 +246,84 @@ class IngestWorker:
 
     async def run(self) -> None:
         """Runs until cancelled; on cancellation the batch being written is still
-        committed, nothing pending is acknowledged, and connections are closed."""
+        committed, nothing pending is acknowledged, and connections are closed.
+        The shutdown is bounded (``_shutdown``): a cancelled run() always ends, and
+        ends cancelled."""
         loop = asyncio.get_running_loop()
-        for device_id, st in await loop.run_in_executor(self._executor, self.repo.load_states):
-            self.live.restore(device_id, st)
-        await self._refresh_arc_thresholds(loop)
-        for sink in self.sinks:
-            await loop.run_in_executor(self._executor, sink.start, self._engine, self.clock_ms())
-        tasks = [
-            asyncio.create_task(self._writer(), name="ingest-writer"),
-            asyncio.create_task(self._state_loop(), name="ingest-state"),
-        ]
+        tasks: list[asyncio.Task[None]] = []
         try:
+            for device_id, st in await loop.run_in_executor(self._executor, self.repo.load_states):
+                self.live.restore(device_id, st)
+            await self._refresh_arc_thresholds(loop)
+            for sink in self.sinks:
+                await loop.run_in_executor(
+                    self._executor, sink.start, self._engine, self.clock_ms()
+                )
+            tasks = [
+                asyncio.create_task(self._writer(), name="ingest-writer"),
+                asyncio.create_task(self._state_loop(), name="ingest-state"),
+            ]
             await self._connection_loop()
         finally:
-            self._stopping = True
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._close_client()
-            # The batch the writer was committing when cancelled (shielded) must
-            # finish before its connection closes.
-            if self._writing is not None:
-                with contextlib.suppress(BaseException):
-                    await self._writing
-            if self._pg is not None:
+            # In a task of its own, shielded: a second cancellation (a caller's
+            # timeout) must not cut the shutdown short, or the MQTT client would
+            # stay connected, holding our session, and the database connections
+            # open. Every step of it is bounded, so waiting for it is too; the
+            # cancellation then propagates, it is never swallowed.
+            shutdown = asyncio.ensure_future(self._shutdown(tasks))
+            try:
+                await asyncio.shield(shutdown)
+            except asyncio.CancelledError:
+                await asyncio.wait({shutdown})
+                raise
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        """Stops the worker's tasks and closes its connections. Each step that
+        waits is bounded (STOP_DRAIN_S, STOP_CLOSE_S); one that fails or times out
+        is logged and the next still runs. Never raises."""
+        loop = asyncio.get_running_loop()
+        self._stopping = True
+        for task in tasks:
+            task.cancel()
+        # The writer stops at once (a batch it was committing goes on, shielded);
+        # the state loop makes its last flush.
+        await self._stop_step(tasks, STOP_DRAIN_S, "stopping the writer and the state flush")
+        await self._close_client()
+        # The batch the writer was committing when cancelled must finish before its
+        # database connection closes. Its messages are not acknowledged: the broker
+        # redelivers them and the unique key drops them.
+        if self._writing is not None:
+            await self._stop_step([self._writing], STOP_DRAIN_S, "committing the batch in flight")
+        if self._pg is not None:
+            # Bounded by asyncpg: close(timeout=2) per connection, else terminate().
+            try:
                 await self._pg.close()
-            await loop.run_in_executor(self._executor, self.repo.close)
-            self._executor.shutdown(wait=False)
-            if self._own_engine:
+            except Exception:
+                log.exception("ingest: closing the PostgreSQL connections failed")
+        # The database thread may still be busy with a write that outlived its
+        # step: then the close stays queued behind it and runs when it is done.
+        closing = loop.run_in_executor(self._executor, self.repo.close)
+        await self._stop_step([closing], STOP_CLOSE_S, "closing the database connection")
+        self._executor.shutdown(wait=False)
+        if self._own_engine:
+            try:
                 self._engine.dispose()
+            except Exception:
+                log.exception("ingest: disposing of the database engine failed")
+
+    async def _stop_step(
+        self, futures: Sequence[asyncio.Future[Any]], timeout: float, what: str
+    ) -> None:
+        """Waits at most ``timeout`` for ``futures`` (asyncio.wait: neither cancels
+        them nor raises what they raise) and logs what they failed with."""
+        if not futures:
+            return
+        _done, pending = await asyncio.wait(futures, timeout=timeout)
+        if pending:
+            log.warning("ingest: shutdown: %s took over %.0f s; going on without it", what, timeout)
+        for future in futures:
+            if future.done() and not future.cancelled() and future.exception() is not None:
+                log.error("ingest: shutdown: %s failed", what, exc_info=future.exception())
 
     # ------------------------------------------------------------------ MQTT
 
@@ -287,6 +345,7 @@ class IngestWorker:
                 receive_maximum=self.receive_maximum,
             )
             client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
+            self._own_reconnection(client)
             client.on_message = self._on_message
             client.on_connect = self._on_connect
             client.on_disconnect = self._on_disconnect
@@ -297,10 +356,12 @@ class IngestWorker:
             self._client = client
             self._disconnected.clear()
             try:
-                await asyncio.wait_for(
-                    client.connect(self.host, self.port, keepalive=self.keepalive, version=version),
-                    CONNECT_TIMEOUT_S,
-                )
+                # asyncio.timeout, not wait_for (see _writer): a worker cancelled
+                # just as connect() completed went on to wait for a disconnect.
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await client.connect(
+                        self.host, self.port, keepalive=self.keepalive, version=version
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -319,6 +380,20 @@ class IngestWorker:
             log.warning("ingest: connection to broker lost; reconnecting")
             await self._close_client()
             await asyncio.sleep(0.5)
+
+    def _own_reconnection(self, client: Any) -> None:
+        """Turns gmqtt's own reconnection off. ``reconnect_retries`` 0 does not: its
+        test is ``failed_connections <= reconnect_retries``, and a connection that
+        got its CONNACK resets the failures to 0. So after a dropped connection
+        gmqtt reconnects once, ``reconnect_delay`` later, even if ``disconnect()``
+        was called meanwhile: the client this loop has given up then takes the
+        session over from the loop's new connection, whose drop starts the next such
+        reconnect, and the two kick each other off every second for ever. gmqtt's
+        handler reconnects through its ``_reconnect_callback`` (gmqtt 0.6-0.8)."""
+        handler = client._package_handler
+        if not hasattr(handler, "_reconnect_callback"):
+            raise RuntimeError("gmqtt has no _reconnect_callback: pin gmqtt 0.6-0.8")
+        handler._reconnect_callback = _no_reconnect
 
     def _take_qos1(self, client: Any) -> None:
         """Replaces gmqtt's QoS 1 hand-off (a task per message, the PUBACK sent when
@@ -426,8 +501,19 @@ class IngestWorker:
         self._paused = False
         if client is None:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), 2)
+        try:
+            # Bounded: a broker that does not answer must not hold us up.
+            async with asyncio.timeout(STOP_CLOSE_S):
+                await client.disconnect()
+        except BaseException as exc:
+            # Timed out, failed or cancelled: drop the socket rather than leave it
+            # open (disconnect() has marked the client inactive before any wait).
+            transport = self._transport(client)
+            if transport is not None:
+                transport.abort()
+            if not isinstance(exc, Exception):
+                raise
+            log.debug("ingest: MQTT disconnect: %r", exc)
 
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
         self._take_reads(client)
@@ -576,13 +662,23 @@ class IngestWorker:
     # ------------------------------------------------------------------ writing
 
     async def _writer(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._has_work.wait()
             wait = self._pending_since + self.batch_s - time.monotonic()
             if wait > 0 and len(self._rows) < self.batch_size:
                 self._batch_full.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._batch_full.wait(), wait)
+                # The deadline sets the event a full batch sets. Not
+                # asyncio.wait_for: on Python 3.11 a wait_for cancelled just as
+                # what it awaits completes returns normally, losing the
+                # cancellation (CPython gh-86296, fixed in 3.12). The writer,
+                # cancelled by run() while a batch filled, then went back to
+                # waiting for work, and run() waited for it for ever.
+                deadline = loop.call_later(wait, self._batch_full.set)
+                try:
+                    await self._batch_full.wait()
+                finally:
+                    deadline.cancel()
             # Take everything pending; the next batch fills while this one commits.
             rows, acks, ack_client = self._rows, self._acks, self._ack_client
             self._rows, self._acks = [], []
@@ -662,10 +758,17 @@ class IngestWorker:
                     await self._refresh_arc_thresholds(loop)
         finally:
             # A flush interrupted by the cancellation still runs (shielded); the
-            # last one must not overlap it on the same connection.
-            if self._flushing is not None:
-                with contextlib.suppress(BaseException):
-                    await self._flushing
+            # last one must not overlap it on the same connection. asyncio.wait:
+            # a further cancellation ends this task (run() bounds the wait for it)
+            # instead of cancelling that flush or being swallowed.
+            flushing = self._flushing
+            if flushing is not None:
+                await asyncio.wait({flushing})
+                if not flushing.cancelled() and flushing.exception() is not None:
+                    self.db_errors += 1
+                    log.error(
+                        "ingest: flushing device states failed", exc_info=flushing.exception()
+                    )
             with contextlib.suppress(Exception):
                 await self._flush_states(loop)
             with contextlib.suppress(Exception):
@@ -730,6 +833,8 @@ class IngestWorker:
             self.db_errors += 1
             log.exception("ingest: flushing %d device states failed", len(rows))
             self.live.mark_dirty(d for d, _ in dirty)
+        # Left set only by a flush a cancellation interrupted: _state_loop waits for it.
+        self._flushing = None
 
 
 # ---------------------------------------------------------------------- entry points
