@@ -576,3 +576,47 @@ def test_a_fleet_of_hellos_takes_a_handful_of_statements(
         select(DeviceCommand).where(DeviceCommand.cmd == "time", DeviceCommand.device_id.in_(chips))
     ).all()
     assert sorted(c.device_id for c in times) == sorted(chips)
+
+
+def test_a_batch_of_acks_is_read_at_once_and_flushed_once(bench: Bench) -> None:
+    """The ingest sink's batch: one read and one flush for all its acks, each with
+    the outcome it gets alone, in order (the second answer to a command in the
+    same batch is a duplicate; another chip's answer or an unknown id changes
+    nothing)."""
+    from sqlalchemy import event
+
+    first, second, third = bench.issue("lock"), bench.issue("ping"), bench.issue("ping")
+    bench.service.expire_overdue(NOW)
+    batch = [
+        (bench.device_id, {"id": first, "code": 0, "state": "locked"}, NOW + S),
+        (bench.device_id, {"id": "no-such-command", "code": 0}, NOW + S),
+        ("WGOTHER1", {"id": second, "code": 0}, NOW + S),
+        (bench.device_id, {"id": second, "code": 3}, NOW + 2 * S),
+        (bench.device_id, {"id": first, "code": 5}, NOW + 3 * S),
+    ]
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2].split(None, 1)[0].upper())
+
+    engine = bench.db.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        outcomes = bench.service.record_acks(batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    bench.db.commit()
+    assert outcomes == [
+        AckOutcome.RECORDED,
+        AckOutcome.UNKNOWN,
+        AckOutcome.UNKNOWN,
+        AckOutcome.RECORDED,
+        AckOutcome.DUPLICATE,
+    ]
+    # One read; the flush updates the two commands answered (one executemany on
+    # PostgreSQL).
+    assert seen[0] == "SELECT" and set(seen[1:]) == {"UPDATE"} and len(seen) <= 3, seen
+    assert (bench.get(first).status, bench.get(first).ack_code) == ("acked", 0)
+    assert (bench.get(second).status, bench.get(second).ack_code) == ("failed", 3)
+    assert bench.get(third).status == "queued"
+    assert bench.service.record_acks([]) == []

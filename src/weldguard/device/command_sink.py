@@ -94,22 +94,22 @@ class CommandSink:
     def write(self, engine: Engine, work: Any, now_ms: int) -> None:
         seen: list[_Seen] = work
         counts = {outcome: 0 for outcome in AckOutcome}
-        hello_devices: list[str] = []
         with Session(engine, expire_on_commit=False, autoflush=False) as session:
             service = CommandService(session, self.secrets)
-            for item in seen:
-                if item.ack is None:
-                    hello_devices.append(item.device_id)
-                    continue
-                received_at = from_ms(item.received_ms)
-                outcome = service.record_ack(item.device_id, item.ack, received_at)
+            acks = [
+                (item.device_id, item.ack, from_ms(item.received_ms))
+                for item in seen
+                if item.ack is not None
+            ]
+            hello_devices = [item.device_id for item in seen if item.ack is None]
+            for (device_id, ack, _), outcome in zip(acks, service.record_acks(acks), strict=True):
                 counts[outcome] += 1
                 if outcome is AckOutcome.UNKNOWN:
                     log.warning(
                         "commands: ack from %s for unknown command id %.*r",
-                        item.device_id,
+                        device_id,
                         _LOG_LIMIT,
-                        str(item.ack.get("id")),
+                        str(ack.get("id")),
                     )
             # The time commands are signed now, not when the hellos arrived: their
             # ``now`` sets the chips' clocks, so they should be as fresh as they can.

@@ -123,6 +123,10 @@ def queued(command: DeviceCommand, now: datetime) -> DeviceCommand:
     return command
 
 
+def _ack_id(ack: Mapping[str, Any]) -> str:
+    return str(ack.get("id", ""))
+
+
 def ack_code_name(code: int | None) -> str | None:
     if code is None:
         return None
@@ -390,12 +394,25 @@ class CommandRepository:
         )
 
     def for_ack(self, device_id: str, command_id: str) -> DeviceCommand | None:
-        # The device must match: a chip can only answer for its own commands.
-        return self.session.scalars(
-            _fresh(select(DeviceCommand)).where(
-                DeviceCommand.id == command_id, DeviceCommand.device_id == device_id
-            )
-        ).one_or_none()
+        return self.for_acks([(device_id, command_id)]).get((device_id, command_id))
+
+    def for_acks(
+        self, answers: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], DeviceCommand]:
+        """The commands answered, by (device id, command id). The device must match:
+        a chip can only answer for its own commands."""
+        wanted = set(answers)
+        ids = sorted({command_id for _, command_id in wanted})
+        if not ids:
+            return {}
+        found = self.session.scalars(
+            _fresh(select(DeviceCommand)).where(DeviceCommand.id.in_(ids))
+        ).all()
+        return {
+            (command.device_id, command.id): command
+            for command in found
+            if (command.device_id, command.id) in wanted
+        }
 
     # --- delivery -------------------------------------------------------------
     def due(self, now: datetime, limit: int) -> list[DeviceCommand]:
@@ -805,7 +822,30 @@ class CommandService:
         self, device_id: str, ack: Mapping[str, Any], received_at: datetime
     ) -> AckOutcome:
         """Applies one ``ack`` (§ 12.3) to its command."""
-        command = self.repo.for_ack(device_id, str(ack.get("id", "")))
+        return self.record_acks([(device_id, ack, received_at)])[0]
+
+    def record_acks(
+        self, acks: Sequence[tuple[str, Mapping[str, Any], datetime]]
+    ) -> list[AckOutcome]:
+        """:meth:`record_ack` for a batch of (device id, ack, received at), in their
+        order: one read for all their commands and one flush, not two round trips
+        per ack (the ingest sink writes a batch of acks at a time; a fleet's
+        answers to its hellos' ``time`` commands come in thousands)."""
+        commands = self.repo.for_acks([(device_id, _ack_id(ack)) for device_id, ack, _ in acks])
+        outcomes = [
+            self._apply_ack(commands.get((device_id, _ack_id(ack))), device_id, ack, received_at)
+            for device_id, ack, received_at in acks
+        ]
+        self.session.flush()
+        return outcomes
+
+    def _apply_ack(
+        self,
+        command: DeviceCommand | None,
+        device_id: str,
+        ack: Mapping[str, Any],
+        received_at: datetime,
+    ) -> AckOutcome:
         if command is None:
             return AckOutcome.UNKNOWN
         if command.status in (CommandStatus.ACKED.value, CommandStatus.FAILED.value):
@@ -839,7 +879,6 @@ class CommandService:
             # alarm issue), 2, 3, 5, 6 and any unknown non-zero code.
             command.status = CommandStatus.FAILED.value
             command.finished_at = received_at
-        self.session.flush()
         return AckOutcome.RECORDED
 
     def device_said_hello(self, device_id: str, now: datetime, *, sync_clock: bool = True) -> None:
