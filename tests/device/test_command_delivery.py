@@ -42,6 +42,8 @@ from weldguard.sim.chip import ChipConfig, ChipCore
 from weldguard.sim.transport import ChipTransport
 
 WAIT_S = 15.0
+# A cancelled ingest worker or dispatcher ends within its bounded shutdown.
+STOP_S = 5.0
 
 
 @dataclass
@@ -78,6 +80,19 @@ async def until(check: Callable[[], bool], timeout: float = WAIT_S) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+async def stop_tasks(*tasks: asyncio.Task[None]) -> None:
+    """Cancels the tasks and waits for them to end, bounded. asyncio.wait, not
+    `await task` under suppress(CancelledError): that also swallowed the
+    cancellation of the scenario itself (run()'s timeout), which then went on
+    with the tasks still running."""
+    for task in tasks:
+        task.cancel()
+    _done, pending = await asyncio.wait(tasks, timeout=STOP_S)
+    assert not pending, f"{sorted(t.get_name() for t in pending)} did not stop in {STOP_S} s"
+    for task in tasks:
+        assert task.cancelled() or task.exception() is None, task
 
 
 class Platform:
@@ -133,11 +148,7 @@ class Platform:
             await self.dispatcher.wait_connected(10)
             yield self
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(*tasks)
 
     async def issue(self, chip: Chip, cmd: str, args: dict[str, object], ttl_s: int = 60) -> str:
         def work() -> str:
@@ -360,8 +371,40 @@ def test_dispatcher_waits_for_the_broker_and_reconnects(
                     await broker.stop()
                 await until(lambda: not dispatcher.connected)
         finally:
+            await stop_tasks(task)
+
+    run(scenario)
+
+
+def test_a_dispatcher_cancelled_as_it_is_woken_stops(
+    session_factory: sessionmaker[Session], settings: Settings
+) -> None:
+    """The dispatch loop waits for a wake-up or its poll. On Python 3.11
+    asyncio.wait_for returned normally when cancelled just as the wake-up came
+    (CPython gh-86296): the loop ran a cycle and went back to waiting, and run()
+    never ended."""
+    secret = settings.resolved_secret_key()
+
+    async def scenario() -> None:
+        for turns in range(6):
+            # Nothing listens on the port: the link keeps trying, harmlessly.
+            dispatcher = CommandDispatcher(
+                session_factory=session_factory,
+                device_secrets=DeviceSecrets(secret),
+                host="127.0.0.1",
+                port=free_port(),
+                poll_s=60,
+            )
+            # Set, the first cycle runs at once; cleared, the loop waits for the next.
+            dispatcher._wake.set()
+            task = asyncio.create_task(dispatcher.run())
+            await until(lambda: not dispatcher._wake.is_set())  # noqa: B023
+            dispatcher._wake.set()
+            for _ in range(turns):
+                await asyncio.sleep(0)
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=STOP_S)
+            assert done, f"the dispatcher lost its cancellation after {turns} turns"
+            assert task.cancelled()
 
     run(scenario)

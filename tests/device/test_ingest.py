@@ -17,10 +17,13 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 import pytest
+from gmqtt import Client as MQTTClient
+from gmqtt.mqtt.constants import MQTTv311
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import NOW, World
+from weldguard.device.gmqtt_compat import disable_own_reconnect, disconnect
 from weldguard.device.ingest import IngestWorker, topic_filter
 from weldguard.device.ingest_repository import IngestRepository, arc_threshold_da
 from weldguard.device.live_state import DeviceLive, StateChange
@@ -306,6 +309,37 @@ def test_crash_mid_stream_loses_nothing(
         assert total - may_lose <= len(seqs) <= total
         if broker_kind == "mosquitto":
             assert seqs == list(range(1, total + 1))
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("broker_kind", BROKERS)
+def test_a_connection_the_broker_drops_is_reconnected_once(
+    broker_kind: str, engine: Engine
+) -> None:
+    """gmqtt reconnects by itself after a dropped connection (reconnect_retries 0
+    or not): that client took the session over from the worker's new connection a
+    second later, whose drop started the next such reconnect, and the two took
+    turns for ever (gmqtt_compat.disable_own_reconnect)."""
+
+    async def scenario() -> None:
+        async with broker(broker_kind) as (host, port):
+            worker = make_worker(engine, host, port)
+            async with running(worker):
+                # Counted when connect() returns, which may be after the SUBACK.
+                await until(lambda: worker.connects == 1)
+                # A client with the worker's id: the broker drops the worker's
+                # connection. It leaves at once, its own reconnect off.
+                intruder = MQTTClient(worker.client_id, clean_session=False)
+                disable_own_reconnect(intruder)
+                intruder.set_auth_credentials(BROKER_USER)
+                async with asyncio.timeout(5):
+                    await intruder.connect(host, port, version=MQTTv311)
+                await disconnect(intruder, 2)
+                await until(lambda: worker.connects >= 2)
+                # gmqtt's own reconnect came a second after the drop.
+                await asyncio.sleep(3)
+                assert worker.connects == 2
 
     run(scenario)
 

@@ -148,8 +148,14 @@ class CommandDispatcher(LinkOwner):
             if more:
                 continue  # a full batch: there may be more due right now
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled
+            # just as what it awaits completes returns normally, losing the
+            # cancellation (CPython gh-86296, fixed in 3.12). A dispatcher
+            # cancelled as it was woken ran a cycle and went back to waiting, and
+            # run() never ended.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self._wake.wait()
 
     async def _cycle(self) -> bool:
         loop = asyncio.get_running_loop()

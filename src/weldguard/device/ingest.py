@@ -51,6 +51,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.db import make_engine
+from weldguard.device.gmqtt_compat import disable_own_reconnect, disconnect, transport_of
 from weldguard.device.ingest_repository import (
     IngestRepository,
     MessageRow,
@@ -94,10 +95,6 @@ def _now_ms() -> int:
 def _truncate(data: bytes | str) -> str:
     text = data if isinstance(data, str) else data[: LOG_TRUNCATE * 4].decode("utf-8", "replace")
     return text[:LOG_TRUNCATE]
-
-
-async def _no_reconnect(delay: bool = False) -> None:
-    """Stands in for gmqtt's own reconnect (see ``IngestWorker._own_reconnection``)."""
 
 
 def _pubacks(mids: list[int]) -> bytes:
@@ -345,7 +342,10 @@ class IngestWorker:
                 receive_maximum=self.receive_maximum,
             )
             client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
-            self._own_reconnection(client)
+            # reconnect_retries 0 does not turn gmqtt's own reconnect off: see
+            # disable_own_reconnect. Left on, the client given up after a drop
+            # came back a second later and took our new connection's place.
+            disable_own_reconnect(client)
             client.on_message = self._on_message
             client.on_connect = self._on_connect
             client.on_disconnect = self._on_disconnect
@@ -380,20 +380,6 @@ class IngestWorker:
             log.warning("ingest: connection to broker lost; reconnecting")
             await self._close_client()
             await asyncio.sleep(0.5)
-
-    def _own_reconnection(self, client: Any) -> None:
-        """Turns gmqtt's own reconnection off. ``reconnect_retries`` 0 does not: its
-        test is ``failed_connections <= reconnect_retries``, and a connection that
-        got its CONNACK resets the failures to 0. So after a dropped connection
-        gmqtt reconnects once, ``reconnect_delay`` later, even if ``disconnect()``
-        was called meanwhile: the client this loop has given up then takes the
-        session over from the loop's new connection, whose drop starts the next such
-        reconnect, and the two kick each other off every second for ever. gmqtt's
-        handler reconnects through its ``_reconnect_callback`` (gmqtt 0.6-0.8)."""
-        handler = client._package_handler
-        if not hasattr(handler, "_reconnect_callback"):
-            raise RuntimeError("gmqtt has no _reconnect_callback: pin gmqtt 0.6-0.8")
-        handler._reconnect_callback = _no_reconnect
 
     def _take_qos1(self, client: Any) -> None:
         """Replaces gmqtt's QoS 1 hand-off (a task per message, the PUBACK sent when
@@ -502,17 +488,11 @@ class IngestWorker:
         if client is None:
             return
         try:
-            # Bounded: a broker that does not answer must not hold us up.
-            async with asyncio.timeout(STOP_CLOSE_S):
-                await client.disconnect()
-        except BaseException as exc:
-            # Timed out, failed or cancelled: drop the socket rather than leave it
-            # open (disconnect() has marked the client inactive before any wait).
-            transport = self._transport(client)
-            if transport is not None:
-                transport.abort()
-            if not isinstance(exc, Exception):
-                raise
+            # Bounded: a broker that does not answer must not hold us up. Timed
+            # out, failed or cancelled, the socket is dropped rather than left
+            # open; a cancellation propagates.
+            await disconnect(client, STOP_CLOSE_S)
+        except Exception as exc:
             log.debug("ingest: MQTT disconnect: %r", exc)
 
     def _on_connect(self, client: Any, flags: Any, rc: Any, properties: Any) -> None:
@@ -536,8 +516,7 @@ class IngestWorker:
         return None if transport is None else transport.get_extra_info("socket")
 
     def _transport(self, client: Any = None) -> Any:
-        client = self._client if client is None else client
-        return getattr(getattr(client, "_connection", None), "_transport", None)
+        return transport_of(self._client if client is None else client)
 
     def _on_message(
         self, client: Any, topic: str, payload: bytes, qos: int, properties: Any

@@ -3,8 +3,9 @@ long-lived publishers (the command dispatcher, the unlock command bus).
 
 In the manner of Home Assistant's MQTT client:
 
-- gmqtt's own reconnection is off and every attempt builds a fresh client: gmqtt's
-  loop would race ours with a second client on the same id;
+- gmqtt's own reconnection is off (``gmqtt_compat.disable_own_reconnect``:
+  ``reconnect_retries`` 0 does not turn it off) and every attempt builds a fresh
+  client: gmqtt's loop would race ours with a second client on the same id;
 - backoff from 1 s to ``max_backoff_s``, with jitter so that a restarted
   platform's clients do not all reconnect in step;
 - TCP_NODELAY on the socket (asyncio sets it too; an unlock's round trip must not
@@ -14,7 +15,12 @@ In the manner of Home Assistant's MQTT client:
   that would be missed;
 - callbacks log and never raise, since an exception escaping one would take the
   client down; a message the owner's handler fails on is logged (its payload
-  truncated) and skipped.
+  truncated) and skipped;
+- a cancelled link always ends, and ends cancelled: every wait is bounded with
+  ``asyncio.timeout``, never ``asyncio.wait_for`` (on Python 3.11 a wait_for
+  cancelled just as what it awaits completes returns normally, losing the
+  cancellation: CPython gh-86296, fixed in 3.12), and the loop closes its client,
+  bounded, on the way out.
 
 The owner supplies the hooks: ``on_message(topic, payload)`` and
 ``on_connected()``. The ingest worker keeps a loop of its own (MQTT 5 with a
@@ -24,7 +30,6 @@ fallback, a persistent session, its own packet parser): see device/ingest.py.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import socket
@@ -36,8 +41,14 @@ from gmqtt import Client as MQTTClient
 from gmqtt import Subscription
 from gmqtt.mqtt.constants import MQTTv311
 
+from weldguard.device.gmqtt_compat import disable_own_reconnect, disconnect, transport_of
+
 CONNECT_TIMEOUT_S = 5.0
 SUBSCRIBE_TIMEOUT_S = 5.0
+# The DISCONNECT and the socket's close; past it the socket is dropped.
+CLOSE_TIMEOUT_S = 2.0
+# stop(): the loop ends within its close (CLOSE_TIMEOUT_S) once cancelled.
+STOP_TIMEOUT_S = CLOSE_TIMEOUT_S + 3.0
 # A short pause after a lost connection, so a broker that drops every client at
 # once is not hit by all of them again in the same instant.
 RECONNECT_PAUSE_S = 0.5
@@ -114,7 +125,11 @@ class MqttLink:
         return self._connected.is_set()
 
     async def wait_connected(self, timeout: float = 10) -> None:
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        """Until connected; TimeoutError after ``timeout``."""
+        # asyncio.timeout, not wait_for: a caller cancelled just as the link
+        # connected went on as if it had not been (gh-86296, see the module's doc).
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     def start(self) -> None:
         """Starts the connection loop on the running event loop; returns at once."""
@@ -122,11 +137,25 @@ class MqttLink:
             self._task = asyncio.create_task(self._connection_loop(), name=f"{self.name}-mqtt")
 
     async def stop(self) -> None:
+        """Cancels the connection loop and waits, bounded, for it to close its
+        client. A cancellation of stop()'s caller propagates: the loop, cancelled
+        already, still ends and closes its client by itself."""
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            # asyncio.wait, not `await task` under suppress(CancelledError): that
+            # also swallowed a cancellation of stop()'s caller (its owner's
+            # shutdown, a timeout), which then went on as if never cancelled.
+            done, _ = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                self.log.warning(
+                    "%s: the connection loop did not end within %.0f s of its cancellation",
+                    self.name,
+                    STOP_TIMEOUT_S,
+                )
+            elif not task.cancelled():
+                task.exception()  # logged by the loop when it failed; retrieved here
+        # Normally closed by the loop already; this covers a loop that did not end.
         await self._close_client()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> bool:
@@ -148,10 +177,25 @@ class MqttLink:
     # ------------------------------------------------------------------ the loop
 
     async def _connection_loop(self) -> None:
+        try:
+            await self._connect_and_stay()
+        except Exception:  # a bug, or a gmqtt without the hooks we need
+            self.log.exception("%s: the connection loop failed", self.name)
+            raise
+        finally:
+            # Whoever cancelled us (stop(), or its caller cancelled meanwhile) need
+            # not wait for this: a connected client must never outlive the loop.
+            await self._close_client()
+
+    async def _connect_and_stay(self) -> None:
         delay = 1.0
         while True:
             client = MQTTClient(self.client_id, clean_session=True)
             client.set_config({"reconnect_retries": 0, "reconnect_delay": 1})
+            # reconnect_retries 0 does not turn gmqtt's own reconnect off: see
+            # disable_own_reconnect. Left on, the client given up after a drop
+            # came back a second later and took our new connection's place.
+            disable_own_reconnect(client)
             client.on_message = self._on_message
             client.on_disconnect = self._on_disconnect
             client.on_subscribe = self._on_subscribe
@@ -161,23 +205,25 @@ class MqttLink:
             self._disconnected.clear()
             self._subscribed.clear()
             try:
-                await asyncio.wait_for(
-                    client.connect(
+                # asyncio.timeout, not wait_for (see the module's doc): a link
+                # cancelled just as connect() completed went on to wait for a
+                # disconnect, and stop() waited for it for ever.
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    await client.connect(
                         self.host,
                         self.port,
                         ssl=self.tls,
                         keepalive=self.keepalive,
                         version=MQTTv311,
-                    ),
-                    CONNECT_TIMEOUT_S,
-                )
+                    )
                 self._set_nodelay()
                 if self.subscriptions:
                     # One SUBSCRIBE for them all: one SUBACK says they are in place.
                     client.subscribe(
                         [Subscription(t, qos=q) for t, q in self.subscriptions.items()]
                     )
-                    await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT_S)
+                    async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                        await self._subscribed.wait()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -240,15 +286,19 @@ class MqttLink:
     # ------------------------------------------------------------------ socket
 
     async def _close_client(self) -> None:
+        """Disconnects, bounded (CLOSE_TIMEOUT_S; past it, or failing, or
+        cancelled, the socket is dropped). A cancellation propagates."""
         client, self._client = self._client, None
         self._connected.clear()
         if client is None:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.disconnect(), 2)
+        try:
+            await disconnect(client, CLOSE_TIMEOUT_S)
+        except Exception as exc:
+            self.log.debug("%s: MQTT disconnect: %r", self.name, exc)
 
     def _socket(self) -> Any:
-        transport = getattr(getattr(self._client, "_connection", None), "_transport", None)
+        transport = transport_of(self._client)
         return None if transport is None else transport.get_extra_info("socket")
 
     def _set_nodelay(self) -> None:

@@ -241,12 +241,14 @@ class FleetChip:
                     # gmqtt reconnects by itself after a lost connection.
                     client.reconnect_delay = self.fleet.rng.uniform(1.0, 5.0)
                     self.client = client
-                await asyncio.wait_for(
-                    self.client.connect(
+                # asyncio.timeout, never wait_for, in this module: on Python 3.11 a
+                # wait_for cancelled just as what it awaits completes returns
+                # normally, losing the cancellation (CPython gh-86296, fixed in
+                # 3.12); close() cancels these tasks and must see them end so.
+                async with asyncio.timeout(15):
+                    await self.client.connect(
                         addr.host, addr.port, ssl=addr.tls, keepalive=KEEPALIVE_S, version=MQTTv311
-                    ),
-                    timeout=15,
-                )
+                    )
             self.backoff = 1.0
         except Exception as exc:
             self.fleet.stats.connect_failures += 1
@@ -261,7 +263,8 @@ class FleetChip:
         client, self.client = self.client, None
         if client is not None:
             try:
-                await asyncio.wait_for(client.disconnect(), timeout=2)
+                async with asyncio.timeout(2):
+                    await client.disconnect()
             except Exception:
                 log.debug("chip %s: disconnect after failure", self.spec.device_id, exc_info=True)
         self.connected = False
@@ -272,7 +275,8 @@ class FleetChip:
         try:
             client = self.client
             if client is not None:
-                await asyncio.wait_for(client.disconnect(), timeout=5)
+                async with asyncio.timeout(5):
+                    await client.disconnect()
         except Exception:
             log.debug("chip %s: disconnect failed", self.spec.device_id, exc_info=True)
         finally:
@@ -420,7 +424,8 @@ class Fleet:
     async def _drop(self, chip: FleetChip, client: Any) -> None:
         chip.linking = True
         try:
-            await asyncio.wait_for(client.disconnect(), timeout=5)
+            async with asyncio.timeout(5):
+                await client.disconnect()
         except Exception:
             log.debug("chip %s: disconnect failed", chip.spec.device_id, exc_info=True)
         finally:
