@@ -157,11 +157,14 @@ class CommandBus(LinkOwner):
 
     async def stop(self) -> None:
         _running.discard(self)
-        await self._link.stop()
-        for future in self._waiting.values():
-            if not future.done():
-                future.cancel()
-        self._waiting.clear()
+        try:
+            await self._link.stop()
+        finally:
+            # Also when stop()'s caller is cancelled (the link passes that on).
+            for future in self._waiting.values():
+                if not future.done():
+                    future.cancel()
+            self._waiting.clear()
 
     def stats(self) -> dict[str, Any]:
         link = self._link
@@ -210,7 +213,10 @@ class CommandBus(LinkOwner):
                 wake_local_dispatchers()
             remaining = deadline - loop.time()
             try:
-                ack = await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.0))
+                # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled
+                # as the ack arrives returns it and loses the cancellation.
+                async with asyncio.timeout(max(remaining, 0.0)):
+                    ack = await asyncio.shield(future)
             except TimeoutError:
                 return None
         finally:

@@ -27,7 +27,6 @@ the record's page, whose session panel (htmx) waits for the chip's ack.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import secrets
@@ -527,8 +526,9 @@ async def session_panel(request: Request, session_id: str, now: Now) -> Response
     if view.waiting:
         task = _deliveries.get(session_id)
         if task is not None and not task.done():
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(task), PANEL_WAIT_S)
+            # Neither cancels the delivery nor raises what it raises; a cancelled
+            # request (the phone went away) still ends this handler.
+            await asyncio.wait({task}, timeout=PANEL_WAIT_S)
         else:
             # Delivered by another process (or done): poll the rows briefly.
             loop = asyncio.get_running_loop()
