@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import cProfile
 import pstats
-import secrets
 import statistics
 import tempfile
 import time
@@ -147,25 +146,11 @@ async def run(args: argparse.Namespace) -> None:
                 for index in range(count):
                     welder = register.welders[index]
                     device = register.devices[index]
-                    code, csrf = device.code, secrets.token_urlsafe(24)
-                    cookies = f"wg_session={welder.token}; wg_csrf={csrf}"
-                    sig = signer.sign(code)
-                    page = await client.get(
-                        f"/scan/{code}", params={"sig": sig}, headers={"cookie": cookies}
-                    )
-                    key = ul.IDEMPOTENCY_KEY.search(page.text)
-                    form = {
-                        "sig": sig,
-                        "idempotency_key": key.group(1) if key else secrets.token_urlsafe(12),
-                        "lat": f"{device.lat + 0.0001:.6f}",
-                        "lon": f"{device.lon + 0.0001:.6f}",
-                        "accuracy": "12",
-                        "csrf_token": csrf,
-                    }
+                    cookies, form = await ul.open_label(client, welder, device, signer)
                     meter.on = index >= WARMUP
                     cpu, wall = time.process_time(), time.perf_counter()
                     response = await client.post(
-                        f"/scan/{code}", data=form, headers={"cookie": cookies}
+                        f"/scan/{device.code}", data=form, headers={"cookie": cookies}
                     )
                     if meter.on:
                         walls.append(time.perf_counter() - wall)

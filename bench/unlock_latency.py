@@ -271,7 +271,7 @@ def build_register(
     """Enterprises and welders through the services; machines, chips and bindings
     as rows in batches (the chips' secrets sealed with the platform's key, as
     DeviceRegistry.register does). Machine i < targets belongs to the enterprise
-    of the welder who will scan it (i % welders), so that the scan is allowed."""
+    of the welder who will scan it (``scanning_welder``), so that the scan is allowed."""
     now = datetime.now(UTC)
     today = local_today(now)
     load_reference(session)
@@ -292,7 +292,8 @@ def build_register(
     for start in range(0, machines, batch):
         rows, chips = [], []
         for i in range(start, min(machines, start + batch)):
-            welder_index = i % welders
+            # A target machine belongs to the enterprise of the welder who scans it.
+            welder_index = scanning_welder(i, welders)
             enterprise = (welder_index % ENTERPRISES) if i < targets else i % ENTERPRISES
             rows.append(
                 {
@@ -641,23 +642,34 @@ RECORD = re.compile(r"/scan/records/(\d+)")
 IDEMPOTENCY_KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
-async def one_scan(client: httpx.AsyncClient, scan: Scan, signer: Any, visible: bool) -> None:
-    code = scan.device.code
+async def open_label(
+    client: httpx.AsyncClient, welder: WelderAccount, device: Device, signer: Any
+) -> tuple[str, dict[str, str]]:
+    """The welder's phone opens the machine's label (GET, untimed): the cookies to
+    send and the 扫码开机 form as the page fills it (its idempotency key, the phone's
+    position 15 m from the machine)."""
     csrf = secrets.token_urlsafe(24)
-    cookies = f"wg_session={scan.welder.token}; wg_csrf={csrf}"
-    sig = signer.sign(code)
-    # The phone opens the label's URL first (the QR code), and the welder taps
-    # 扫码开机 on that page: the tap is where the latency starts.
-    page = await client.get(f"/scan/{code}", params={"sig": sig}, headers={"cookie": cookies})
+    cookies = f"wg_session={welder.token}; wg_csrf={csrf}"
+    sig = signer.sign(device.code)
+    page = await client.get(
+        f"/scan/{device.code}", params={"sig": sig}, headers={"cookie": cookies}
+    )
     key = IDEMPOTENCY_KEY.search(page.text)
-    form = {
+    return cookies, {
         "sig": sig,
         "idempotency_key": key.group(1) if key else secrets.token_urlsafe(12),
-        "lat": f"{scan.device.lat + 0.0001:.6f}",
-        "lon": f"{scan.device.lon + 0.0001:.6f}",
+        "lat": f"{device.lat + 0.0001:.6f}",
+        "lon": f"{device.lon + 0.0001:.6f}",
         "accuracy": "12",
         "csrf_token": csrf,
     }
+
+
+async def one_scan(client: httpx.AsyncClient, scan: Scan, signer: Any, visible: bool) -> None:
+    code = scan.device.code
+    # The phone opens the label's URL first (the QR code), and the welder taps
+    # 扫码开机 on that page: the tap is where the latency starts.
+    cookies, form = await open_label(client, scan.welder, scan.device, signer)
 
     async def on_the_wire(event: str, info: dict[str, Any]) -> None:
         # t0 is when the request's first bytes go out, not when httpx starts
