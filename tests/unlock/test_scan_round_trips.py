@@ -4,17 +4,21 @@ how many statements a scan sends (a count, not a time)."""
 
 from __future__ import annotations
 
+import concurrent.futures
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import NOW, World
 from tests.unlock.test_scan_service import NEAR, live_machine, user
+from weldguard.auth.models import User
 from weldguard.config import Settings
 from weldguard.device.models import DeviceCommand
 from weldguard.machine.models import Chip, Machine
@@ -239,3 +243,75 @@ def test_an_unlock_is_queued_when_the_chip_has_a_command_in_flight(
     assert work is not None and work.status == "starting"
     assert (work.unlock_command_id, work.scan_id) == (unlock.id, result.record.id)
     assert db.get(ScanRecord, result.record.id).session_id == work.id  # type: ignore[union-attr]
+
+
+def test_two_welders_racing_for_a_machine_get_one_session_and_one_unlock(
+    db: Session,
+    settings: Settings,
+    world: World,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two transactions read the machine free at once, then write. On PostgreSQL
+    the loser's unlock waits on the in-flight index and its session on the open
+    session index until the winner commits; it then answers 焊机使用中 with no
+    session and no unlock left behind."""
+    if db.get_bind().dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: no two transactions overlap")
+    from weldguard.auth.scope import Scope
+    from weldguard.welder.identity import IdentityVault
+    from weldguard.welder.service import WelderService
+
+    machine, _, _ = live_machine(db, settings, world)
+    other = world.welders["B"]
+    WelderService(db, IdentityVault(settings.resolved_secret_key())).employ(
+        Scope(role="admin", user_id=0, everything=True),
+        other,
+        world.enterprises["A"].id,
+        NOW.date() - timedelta(days=10),
+    )
+    db.commit()
+    first_user = user(db, "welder_one")
+    # The same account standing in for a second welder of the enterprise.
+    second_user = User(
+        username="welder_two_race",
+        display_name="焊工二",
+        password_hash=first_user.password_hash,
+        role=first_user.role,
+        welder_id=other.id,
+    )
+    db.add(second_user)
+    db.commit()
+    both_read = threading.Barrier(2, timeout=10)
+    add_started = ScanRepository.add_started
+
+    def after_both_read(self: ScanRepository, *args: Any) -> int:
+        both_read.wait()  # both decided "free" before either writes
+        return add_started(self, *args)
+
+    monkeypatch.setattr(ScanRepository, "add_started", after_both_read)
+    signer = signer_for(settings)
+
+    def scan_as(account: User) -> tuple[str, str | None]:
+        with session_factory() as session:
+            result = ScanService(session, settings, claim_for_bus=True).scan(
+                session.merge(account), machine.code, signer.sign(machine.code), NEAR, None, NOW
+            )
+            outcome = (result.record.outcome, result.session.id if result.session else None)
+            session.commit()
+            return outcome
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(scan_as, [first_user, second_user]))
+    assert sorted(o[0] for o in outcomes) == ["allowed", "blocked"], outcomes
+    db.expire_all()
+    sessions = db.scalars(select(WorkSession).where(WorkSession.machine_id == machine.id)).all()
+    unlocks = db.scalars(select(DeviceCommand).where(DeviceCommand.machine_id == machine.id)).all()
+    assert len(sessions) == 1 and len(unlocks) == 1
+    assert sessions[0].unlock_command_id == unlocks[0].id and unlocks[0].status == "sent"
+    blocked = db.scalars(
+        select(ScanRecord).where(
+            ScanRecord.machine_id == machine.id, ScanRecord.outcome == "blocked"
+        )
+    ).one()
+    assert blocked.reason_codes == ["MACHINE_IN_USE"] and blocked.session_id is None
