@@ -356,8 +356,8 @@ class ScanService:
                 return ScanResult(record, decision, session=work, unlock=CommandOrder.of(command))
         if work not in self.session:
             # Another request opened a session on this machine between our read
-            # and our insert: the database's unique index decided. The unlock
-            # (uncommitted: nobody has seen it) goes again.
+            # and our insert: the database's unique index decided. Our unlock,
+            # uncommitted and so seen by nobody, is deleted again.
             if command is not None:
                 self.session.delete(command)
                 self.session.flush()
