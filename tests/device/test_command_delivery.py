@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.device.cancellation import cancel_after_turns
 from tests.device.conftest import Broker, free_port
 from tests.factories import World
 from weldguard.config import Settings
@@ -400,11 +401,6 @@ def test_a_dispatcher_cancelled_as_it_is_woken_stops(
             task = asyncio.create_task(dispatcher.run())
             await until(lambda: not dispatcher._wake.is_set())  # noqa: B023
             dispatcher._wake.set()
-            for _ in range(turns):
-                await asyncio.sleep(0)
-            task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=STOP_S)
-            assert done, f"the dispatcher lost its cancellation after {turns} turns"
-            assert task.cancelled()
+            await cancel_after_turns(task, turns, "the dispatcher", STOP_S)
 
     run(scenario)

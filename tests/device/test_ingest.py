@@ -22,6 +22,7 @@ from gmqtt.mqtt.constants import MQTTv311
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.device.cancellation import cancel_after_turns
 from tests.factories import NOW, World
 from weldguard.device.gmqtt_compat import disable_own_reconnect, disconnect
 from weldguard.device.ingest import IngestWorker, topic_filter
@@ -366,12 +367,7 @@ def test_a_writer_cancelled_as_its_batch_fills_stops(
             for _ in range(3):
                 await asyncio.sleep(0)  # the writer now waits for the batch to fill
             worker._enqueue(row(2 * turns + 2))  # it is full
-            for _ in range(turns):
-                await asyncio.sleep(0)
-            writer.cancel()
-            done, _ = await asyncio.wait({writer}, timeout=2)
-            assert done, f"the writer lost its cancellation after {turns} turns"
-            assert writer.cancelled()
+            await cancel_after_turns(writer, turns, "the writer")
             # run()'s shutdown: a batch the writer had taken still commits.
             await worker._shutdown([])
 

@@ -17,6 +17,7 @@ import pytest
 from gmqtt import Client as MQTTClient
 from gmqtt.mqtt.constants import MQTTv311
 
+from tests.device.cancellation import cancel_after_turns
 from tests.device.conftest import Broker
 from tests.device.test_command_delivery import run, until
 from weldguard.config import Settings
@@ -114,12 +115,7 @@ def test_a_link_cancelled_as_its_connect_completes_stops(monkeypatch: pytest.Mon
             assert task is not None
             await until(lambda: bool(clients) and clients[0].connecting)
             clients[0].connect_returns.set()
-            for _ in range(turns):
-                await asyncio.sleep(0)
-            task.cancel()
-            done, _ = await asyncio.wait({task}, timeout=2)
-            assert done, f"the link lost its cancellation after {turns} turns"
-            assert task.cancelled()
+            await cancel_after_turns(task, turns, "the link")
             # The loop closed its client on the way out.
             assert clients[0].disconnected and link._client is None and not link.connected
             await link.stop()
