@@ -393,9 +393,6 @@ class CommandRepository:
             )
         )
 
-    def for_ack(self, device_id: str, command_id: str) -> DeviceCommand | None:
-        return self.for_acks([(device_id, command_id)]).get((device_id, command_id))
-
     def for_acks(
         self, answers: Collection[tuple[str, str]]
     ) -> dict[tuple[str, str], DeviceCommand]:
