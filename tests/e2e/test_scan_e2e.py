@@ -102,6 +102,17 @@ def _phone(browser: Any, base: str) -> tuple[Any, Any]:
     return context, page
 
 
+def _see(page: Any, selector: str) -> None:
+    """Waits for ``selector``; on a timeout the failure shows the page the browser
+    is on, which says why (an error message, another panel) where a bare timeout
+    does not."""
+    try:
+        page.wait_for_selector(selector)
+    except Exception as exc:  # Playwright's TimeoutError
+        body = page.inner_text("body") if page.locator("body").count() else page.content()
+        raise AssertionError(f"{selector} not shown on {page.url}:\n{body[:2000]}") from exc
+
+
 def _label_url(base: str, settings: Settings, machine: Machine) -> str:
     return f"{base}/s/{signer_for(settings).label_token(machine.code)}"
 
@@ -135,8 +146,8 @@ def test_welder_unlocks_works_ends_and_is_refused_with_an_expired_certificate(
         page.check("#remember")
         page.screenshot(path="/tmp/weldguard-scan-login.png", full_page=True)
         page.click("#scan-login button[type=submit]")
-        page.wait_for_selector("#unlock-button")
-        page.wait_for_selector("#geo-status[data-located='1']")
+        _see(page, "#unlock-button")
+        _see(page, "#geo-status[data-located='1']")
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
         page.screenshot(path="/tmp/weldguard-scan-ready.png", full_page=True)
 
@@ -144,7 +155,7 @@ def test_welder_unlocks_works_ends_and_is_refused_with_an_expired_certificate(
         page.click("#unlock-button")
         page.wait_for_url(f"{base}/scan/records/*")
         assert "核验通过" in page.inner_text("#decision")
-        page.wait_for_selector("#unlocked")
+        _see(page, "#unlocked")
         panel = page.inner_text("#session-panel")
         assert "已开机 — 可以作业" in panel and "有效至" in panel
         page.screenshot(path="/tmp/weldguard-scan-unlocked.png", full_page=True)
@@ -155,8 +166,8 @@ def test_welder_unlocks_works_ends_and_is_refused_with_an_expired_certificate(
 
         # 结束作业: the session ends and the chip locks.
         page.click("#end-button")
-        page.wait_for_selector("#session-ended")
-        page.wait_for_selector("#lock-state:has-text('焊机已上锁')")
+        _see(page, "#session-ended")
+        _see(page, "#lock-state:has-text('焊机已上锁')")
         page.screenshot(path="/tmp/weldguard-scan-ended.png", full_page=True)
         assert transport.core.lock == "locked"
         db.refresh(work)
@@ -169,7 +180,7 @@ def test_welder_unlocks_works_ends_and_is_refused_with_an_expired_certificate(
         cert.expiry_date = local_today(utcnow()) - timedelta(days=1)
         db.commit()
         page.click("#rescan")
-        page.wait_for_selector("#unlock-button")
+        _see(page, "#unlock-button")
         page.click("#unlock-button")
         page.wait_for_url(f"{base}/scan/records/*")
         decision = page.inner_text("#decision")
