@@ -105,6 +105,24 @@ def _cpu_s(pid: int) -> float:
         return 0.0
 
 
+def _run_queue_wait_s(pid: int) -> float:
+    """Seconds the threads of a process have spent runnable but waiting for a CPU
+    (/proc/PID/task/TID/schedstat, second field): where a latency's tail goes
+    when the machine's cores are all busy."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0.0
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
+
+
 def _postgres_pids(database: str | None = None) -> list[int]:
     """PostgreSQL processes working for us: the backends of ``database`` (the
     process title names it) and the shared writers (checkpointer, background
@@ -146,8 +164,12 @@ class ProcessCpu:
         self.database = database
         self.started = time.monotonic()
         self.before = {name: sum(_cpu_s(p) for p in pids) for name, pids in parties.items()}
+        self.waited = {
+            name: sum(_run_queue_wait_s(p) for p in pids) for name, pids in parties.items()
+        }
         self.me = time.process_time()
         self.pg = {pid: _cpu_s(pid) for pid in _postgres_pids(database)}
+        self.pg_waited = {pid: _run_queue_wait_s(pid) for pid in self.pg}
         self.machine = _machine_busy_s()
 
     def stop(self) -> dict[str, Any]:
@@ -162,14 +184,25 @@ class ProcessCpu:
         )
         ours = sum(out.values())
         out["others"] = max(0.0, _machine_busy_s() - self.machine - ours)
-        return {"wall": wall, "cpu": out}
+        waited = {
+            name: sum(_run_queue_wait_s(p) for p in pids) - self.waited[name]
+            for name, pids in self.parties.items()
+        }
+        waited["postgres"] = sum(
+            _run_queue_wait_s(pid) - self.pg_waited.get(pid, 0.0)
+            for pid in _postgres_pids(self.database)
+        )
+        return {"wall": wall, "cpu": out, "waited": waited}
 
 
 def cpu_split_line(measured: dict[str, Any]) -> str:
     wall = max(measured["wall"], 1e-9)
     parts = [f"{k} {v / wall * 100:.0f}%" for k, v in measured["cpu"].items()]
     total = sum(measured["cpu"].values()) / wall * 100
-    return (
-        f"CPU (% of one core over {wall:.1f} s; 2 cores = 200%, used {total:.0f}%): "
-        + ", ".join(parts)
+    line = f"CPU (% of one core over {wall:.1f} s; 2 cores = 200%, used {total:.0f}%): " + (
+        ", ".join(parts)
     )
+    if "waited" in measured:
+        waits = [f"{k} {v / wall * 1000:.0f}" for k, v in measured["waited"].items()]
+        line += "\n  waited for a CPU (ms per s of wall, all threads): " + ", ".join(waits)
+    return line

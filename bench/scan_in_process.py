@@ -179,7 +179,9 @@ async def run(args: argparse.Namespace) -> None:
                 f"  {name}"
             )
         if meter.profiler is not None:
-            pstats.Stats(meter.profiler).sort_stats("cumulative").print_stats(40)
+            stats = pstats.Stats(meter.profiler)
+            stats.sort_stats("cumulative").print_stats(40)
+            stats.sort_stats("tottime").print_stats(30)
     finally:
         if engine is not None:
             engine.dispose()

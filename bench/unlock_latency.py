@@ -635,6 +635,7 @@ class Scan:
     chip_ns: int | None = None
     reasons: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
+    server: dict[str, float] = field(default_factory=dict)
 
 
 PANEL = re.compile(r'hx-get="/scan/sessions/([0-9a-f-]{36})/panel"')
@@ -685,6 +686,7 @@ async def one_scan(client: httpx.AsyncClient, scan: Scan, signer: Any, visible: 
     )
     scan.decided_ns = time.time_ns()
     scan.status = response.status_code
+    scan.server = server_timing(response.headers.get("server-timing", ""))
     found = RECORD.search(response.headers.get("location", ""))
     scan.record_id = int(found.group(1)) if found else None
     if not visible or scan.record_id is None or scan.welder.expired:
@@ -787,6 +789,43 @@ def stat_line(label: str, values_ms: list[float]) -> str:
     )
 
 
+def server_timing(header: str) -> dict[str, float]:
+    """``Server-Timing: wait;dur=0.12, tx;dur=5.10`` -> {"wait": 0.12, "tx": 5.1} (ms)."""
+    out = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        with contextlib.suppress(ValueError):
+            out[name] = float(duration)
+    return out
+
+
+def tail_line(with_chip: list[Scan]) -> str:
+    """Where the slowest 2 % of the allowed scans lost their time: the POST (HTTP,
+    decision, SQL, commit) or the delivery after it (publish, broker, the chip's
+    loop, the ack back), chip time excluded."""
+    if not with_chip:
+        return "  tail: n=0"
+
+    def platform(s: Scan) -> int:
+        return s.acked_ns - s.t0_ns - s.chip_ns  # type: ignore[operator]
+
+    slowest = sorted(with_chip, key=platform)[-max(1, len(with_chip) // 50) :]
+    post = [(s.decided_ns - s.t0_ns) / 1e6 for s in slowest]
+    after = [(platform(s) - (s.decided_ns - s.t0_ns)) / 1e6 for s in slowest]
+    line = (
+        f"  tail: slowest {len(slowest)} scans: POST p50 {pct(post, 50):.1f} max {max(post):.1f}"
+        f" ms; after the POST p50 {pct(after, 50):.1f} max {max(after):.1f} ms"
+    )
+    # The web process's own account of the POST (its Server-Timing header), for
+    # the slowest and for all: what grows in the tail.
+    for label, group in (("slowest", slowest), ("all", with_chip)):
+        names = sorted({name for s in group for name in s.server})
+        if names:
+            parts = [f"{n} {pct([s.server.get(n, 0.0) for s in group], 50):.1f}" for n in names]
+            line += f"\n    server timing p50, {label} (ms): " + ", ".join(parts)
+    return line
+
+
 def report_phase(name: str, scans: list[Scan], elapsed: float, cpu: dict[str, Any]) -> None:
     allowed = [s for s in scans if s.allowed]
     denied = [s for s in scans if s.allowed is False]
@@ -819,6 +858,7 @@ def report_phase(name: str, scans: list[Scan], elapsed: float, cpu: dict[str, An
         )
     )
     print(stat_line("allowed: chip (command → ack)", [s.chip_ns / 1e6 for s in with_chip]))  # type: ignore[operator]
+    print(tail_line(with_chip))
     print(
         stat_line(
             "allowed: POST answered (decided)", [(s.decided_ns - s.t0_ns) / 1e6 for s in allowed]
@@ -1001,7 +1041,7 @@ async def main(args: argparse.Namespace) -> None:
                             # the platform's: it yields to everything else here.
                             "nice",
                             "-n",
-                            "10",
+                            str(args.load_nice),
                             *fleet_cmd,
                             str(tmp / "load.csv"),
                             broker_url,
@@ -1082,6 +1122,12 @@ if __name__ == "__main__":
         type=int,
         default=0,
         help="run ingest and dispatch at this nice level (default: as the web process)",
+    )
+    parser.add_argument(
+        "--load-nice",
+        type=int,
+        default=10,
+        help="nice level of the load fleet (the 10,000 chips' own CPUs)",
     )
     parser.add_argument(
         "--permits",

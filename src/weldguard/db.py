@@ -105,7 +105,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     engine = create_engine(url, connect_args=connect_args, **kwargs)
     event.listen(engine, "do_execute", _prepare_marked)
     _ping_when_idle(engine)
+    _time_statements(engine)
     return engine
+
+
+_STATEMENTS_S = "weldguard_statements_s"
+_SENT = "weldguard_sent"
+
+
+def _time_statements(engine: Engine) -> None:
+    """Adds up, per checkout of a connection, the wall time from sending each
+    statement to its result (``statement_seconds``): what a request's
+    Server-Timing splits off from its own work."""
+
+    def checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        record.info[_STATEMENTS_S] = 0.0
+
+    def before(conn: Any, cursor: Any, *_: Any) -> None:
+        conn.info[_SENT] = time.perf_counter()
+
+    def after(conn: Any, cursor: Any, *_: Any) -> None:
+        sent = conn.info.pop(_SENT, None)
+        if sent is not None:
+            elapsed = time.perf_counter() - sent
+            conn.info[_STATEMENTS_S] = conn.info.get(_STATEMENTS_S, 0.0) + elapsed
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+
+
+def statement_seconds(session: Session) -> float:
+    """The seconds this session's connection has spent on statements since it was
+    checked out (0 when it holds none, or on SQLite, which has no round trips)."""
+    if not session.in_transaction():
+        return 0.0
+    return float(session.connection().info.get(_STATEMENTS_S, 0.0))
 
 
 # A pooled connection back in use within this many seconds is not pinged first.

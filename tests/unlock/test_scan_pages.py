@@ -195,6 +195,33 @@ def test_welder_scan_allowed_then_no_answer_is_said_plainly(
     assert (record.outcome, record.distance_m is not None) == ("allowed", True)
 
 
+def test_scan_answer_says_where_its_time_went(
+    web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
+) -> None:
+    """Server-Timing on the scan's answer (for the browser's developer tools and
+    bench/unlock_latency.py): the wait for a worker thread, the transaction (wall,
+    CPU, commit) and the whole handler, each a duration in ms, the parts within
+    the whole."""
+    machine, _, _ = live_machine(db, settings, world)
+    signed_in(web, "welder_one")
+    submitted = _submit(web, signer, machine)
+    assert submitted.status_code == 303
+    timing = {
+        name: float(duration)
+        for name, _, duration in (
+            part.strip().partition(";dur=")
+            for part in submitted.headers["server-timing"].split(",")
+        )
+    }
+    assert set(timing) == {"wait", "tx", "txcpu", "sql", "commit", "handler"}
+    assert all(value >= 0 for value in timing.values())
+    assert timing["commit"] <= timing["tx"] <= timing["handler"]
+    assert timing["sql"] + timing["commit"] <= timing["tx"]
+    assert timing["txcpu"] > 0  # the decision ran on that thread
+    # The statements' round trips are PostgreSQL's; SQLite has none to count.
+    assert (timing["sql"] > 0) == settings.database_url.startswith("postgresql")
+
+
 def test_welder_scan_denied_lists_every_reason(
     web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
 ) -> None:

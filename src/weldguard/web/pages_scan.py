@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from weldguard.auth.models import Role, TokenKind, User
 from weldguard.auth.service import AuthService
-from weldguard.db import transaction
+from weldguard.db import statement_seconds, transaction
 from weldguard.deps import SESSION_COOKIE, AppState, DbSession, Now, optional_user
 from weldguard.device.commands import FINAL_STATUSES, STATUS_LABELS
 from weldguard.device.models import DeviceCommand
@@ -115,12 +115,38 @@ async def _in_transaction(request: Request, work: Callable[[Session], T]) -> T:
     before the endpoint goes on (the command must be in the database before the
     bus publishes it)."""
     factory = _state(request).session_factory
+    submitted = time.perf_counter()
+    timing = request.state.timing = {}
 
     def run() -> T:
-        with transaction(factory) as session:
-            return work(session)
+        started, cpu = time.perf_counter(), time.thread_time()
+        worked = started
+        try:
+            with transaction(factory) as session:
+                result = work(session)
+                timing["sql"] = statement_seconds(session)
+                worked = time.perf_counter()
+                return result
+        finally:
+            ended = time.perf_counter()
+            timing["wait"] = started - submitted
+            timing["tx"] = ended - started
+            timing["txcpu"] = time.thread_time() - cpu
+            timing["commit"] = ended - worked
 
     return await run_in_threadpool(run)
+
+
+def _server_timing(request: Request, response: Response, since: float) -> Response:
+    """Where the request's time went, for the browser's developer tools and the
+    latency bench: waiting for a worker thread, the transaction (wall, that
+    thread's CPU, and its commit) and the whole handler, in ms."""
+    timing: dict[str, float] = {**getattr(request.state, "timing", {})}
+    timing["handler"] = time.perf_counter() - since
+    response.headers["server-timing"] = ", ".join(
+        f"{name};dur={seconds * 1000:.2f}" for name, seconds in timing.items()
+    )
+    return response
 
 
 def _signed_in(session: Session, request: Request, now: datetime) -> User | None:
@@ -410,6 +436,7 @@ async def scan_submit(
     csrf_token: Annotated[str, Form(max_length=256)] = "",
 ) -> Response:
     """扫码开机: decide, record, and on allow send the unlock after the commit."""
+    since = time.perf_counter()
     state = _state(request)
     verify_csrf(request, csrf_token)
     position = phone_position(lat, lon, accuracy)
@@ -454,7 +481,9 @@ async def scan_submit(
         # One turn of the loop: the delivery publishes the unlock (it does not
         # wait for anything before that) ahead of this response being written.
         await asyncio.sleep(0)
-    return RedirectResponse(f"/scan/records/{record_id}", status_code=303)
+    return _server_timing(
+        request, RedirectResponse(f"/scan/records/{record_id}", status_code=303), since
+    )
 
 
 def _clock_from(now: datetime) -> Callable[[], datetime]:
