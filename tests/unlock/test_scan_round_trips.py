@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.factories import NOW, World
 from tests.unlock.test_scan_service import NEAR, live_machine, user
-from weldguard.auth.models import User
+from weldguard.auth.models import AccessToken, TokenKind, User
+from weldguard.auth.service import AuthService, hash_token
 from weldguard.config import Settings
 from weldguard.device.models import DeviceCommand
 from weldguard.machine.models import Chip, Machine
@@ -64,6 +65,47 @@ def _session(machine: Machine, welder_id: int, status: str = "active") -> WorkSe
     )
 
 
+def _period(world: World, title: str, area_path: str, ends: timedelta) -> SpecialPeriod:
+    """A 禁止动火 period over ``area_path``, begun a day ago, ending ``ends`` from NOW."""
+    return SpecialPeriod(
+        title=title,
+        kind="ban_hot_work",
+        jurisdiction_id=world.enterprises["A"].jurisdiction_id,
+        area_path=area_path,
+        sectors=None,
+        starts_at=NOW - timedelta(days=1),
+        ends_at=NOW + ends,
+        declared_at=NOW - timedelta(days=2),
+    )
+
+
+def _second_certificate_and_employment(db: Session, world: World) -> None:
+    """Welder A gets a second certificate and a second employment: the joins'
+    cross product."""
+    welder = world.welders["A"]
+    first = db.scalars(select(Certificate).where(Certificate.welder_id == welder.id)).one()
+    db.add(
+        Certificate(
+            welder_id=welder.id,
+            kind=first.kind,
+            number_hash="x" * 64,
+            number_masked="T3****99",
+            item=first.item,
+            issue_date=first.issue_date,
+            expiry_date=NOW.date() + timedelta(days=30),
+            issuing_authority=first.issuing_authority,
+            source=first.source,
+        )
+    )
+    db.add(
+        Employment(
+            welder_id=welder.id,
+            enterprise_id=world.enterprises["B"].id,
+            start_date=NOW.date() - timedelta(days=10),
+        )
+    )
+
+
 def test_machine_place_reads_machine_enterprise_chip_and_state_at_once(
     db: Session, settings: Settings, world: World
 ) -> None:
@@ -87,28 +129,7 @@ def test_welder_facts_match_the_single_table_reads(
 ) -> None:
     machine, _, _ = live_machine(db, settings, world)
     welder = world.welders["A"]
-    # A second certificate and a second employment: the joins' cross product.
-    first = db.scalars(select(Certificate).where(Certificate.welder_id == welder.id)).one()
-    db.add(
-        Certificate(
-            welder_id=welder.id,
-            kind=first.kind,
-            number_hash="x" * 64,
-            number_masked="T3****99",
-            item=first.item,
-            issue_date=first.issue_date,
-            expiry_date=NOW.date() + timedelta(days=30),
-            issuing_authority=first.issuing_authority,
-            source=first.source,
-        )
-    )
-    db.add(
-        Employment(
-            welder_id=welder.id,
-            enterprise_id=world.enterprises["B"].id,
-            start_date=NOW.date() - timedelta(days=10),
-        )
-    )
+    _second_certificate_and_employment(db, world)
     here = _session(machine, world.welders["B"].id)
     elsewhere = _session(world.machines["C"], welder.id)
     ended = _session(world.machines["Z"], welder.id, status="ended")
@@ -130,6 +151,126 @@ def test_welder_facts_match_the_single_table_reads(
     db.execute(Employment.__table__.delete().where(Employment.welder_id == nobody.id))
     _c, _e, seen = repo.welder_facts(nobody.id, machine.id)
     assert (_c, _e, [s.id for s in seen]) == ([], [], [here.id])
+
+
+def _token(db: Session, settings: Settings, username: str) -> tuple[str, AccessToken]:
+    raw, token = AuthService(db, settings).issue_token(
+        user(db, username), TokenKind.SESSION, NOW, name="phone", lifetime=timedelta(days=1)
+    )
+    db.commit()
+    return raw, token
+
+
+def test_scan_read_is_the_place_the_account_and_the_welder_facts_at_once(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """scan_read gives what scan_place, live_with_user and welder_facts give apart,
+    also when periods, certificates, employments and sessions multiply its rows;
+    the account only for a live token."""
+    machine, device_id, _ = live_machine(db, settings, world)
+    welder = world.welders["A"]
+    _second_certificate_and_employment(db, world)
+    area = world.enterprises["A"].area_path
+    for title, ends in (("全市", timedelta(hours=2)), ("本街道", timedelta(hours=1))):
+        db.add(_period(world, title, area, ends))
+    here = _session(machine, world.welders["B"].id)
+    elsewhere = _session(world.machines["C"], welder.id)
+    db.add_all([here, elsewhere])
+    db.commit()
+    raw, token = _token(db, settings, "welder_one")
+    repo = ScanRepository(db)
+
+    with statements(db) as sent:
+        found = repo.scan_read(machine.code, hash_token(raw), NOW)
+    assert sent == ["SELECT"]
+    assert found is not None
+    place = repo.scan_place(machine.code, NOW)
+    assert place is not None
+    assert [getattr(row, "id", None) for row in found.place] == [
+        getattr(row, "id", None) for row in place[0]
+    ]
+    assert found.place[3] is not None and found.place[3].device_id == device_id
+    assert [p.id for p in found.periods] == [p.id for p in place[1]]
+    assert len(found.periods) == 2
+    assert found.token is not None and found.token.id == token.id
+    assert found.user is not None and found.user.welder_id == welder.id
+    certificates, employments, sessions = found.welder_rows
+    apart = repo.welder_facts(welder.id, machine.id)
+    assert [c.id for c in certificates] == [c.id for c in apart[0]] and len(certificates) == 2
+    assert [e.id for e in employments] == [e.id for e in apart[1]] and len(employments) == 2
+    assert [s.id for s in sessions] == [s.id for s in apart[2]]
+    assert {s.id for s in sessions} == {here.id, elsewhere.id}
+
+    # No live token: the machine, its periods and its open session, no account.
+    for stale in ("not-a-token", None):
+        if stale is None:
+            token.revoked_at = NOW - timedelta(minutes=1)
+            db.commit()
+        anonymous = repo.scan_read(machine.code, hash_token(stale or raw), NOW)
+        assert anonymous is not None
+        assert (anonymous.token, anonymous.user) == (None, None)
+        assert len(anonymous.periods) == 2
+        assert ([c for c in anonymous.welder_rows[0]], anonymous.welder_rows[1]) == ([], [])
+        assert [s.id for s in anonymous.welder_rows[2]] == [here.id]
+    assert repo.scan_read("WGNOSUCH01", hash_token(raw), NOW) is None
+
+
+def test_the_scan_page_reads_once_before_it_writes(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """The page's scan (scan_signed_in): one read (the place, the account, the
+    welder's facts), then the writes; a denial, one read and its record."""
+    machine, _, _ = live_machine(db, settings, world)
+    other, _, _ = live_machine(db, settings, world)
+    raw, token = _token(db, settings, "welder_one")
+    # The label's page, opened just before, has marked the token used: no touch.
+    token.last_used_at = NOW - timedelta(seconds=20)
+    db.commit()
+    signer = signer_for(settings)
+    service = ScanService(db, settings, claim_for_bus=True)
+    with statements(db) as allowed:
+        result = service.scan_signed_in(
+            raw, machine.code, signer.sign(machine.code), NEAR, None, NOW
+        )
+    assert result is not None and result.allowed and result.unlock is not None
+    assert allowed == ["SELECT", *allowed_writes(db)], allowed
+    db.commit()
+    with statements(db) as denied:
+        refused = service.scan_signed_in(raw, other.code, signer.sign(other.code), NEAR, None, NOW)
+    assert refused is not None and not refused.allowed
+    assert refused.decision is not None
+    assert [c.value for c in refused.decision.codes] == ["BUSY_ELSEWHERE"]
+    assert denied == ["SELECT", "INSERT"], denied
+
+
+def test_scan_signed_in_needs_a_welder_signed_in(
+    db: Session, settings: Settings, world: World
+) -> None:
+    """No live token, a deactivated account or another role's: None (the page asks
+    to sign in), nothing written. A bad label or an unknown machine with a welder
+    signed in: recorded as the label's, as scan() records it."""
+    machine, _, _ = live_machine(db, settings, world)
+    signer = signer_for(settings)
+    sig = signer.sign(machine.code)
+    service = ScanService(db, settings)
+    assert service.scan_signed_in("no-such-token", machine.code, sig, NEAR, None, NOW) is None
+    inspector_raw, _ = _token(db, settings, "insp_xinjing")
+    assert service.scan_signed_in(inspector_raw, machine.code, sig, NEAR, None, NOW) is None
+    raw, _ = _token(db, settings, "welder_one")
+    account = user(db, "welder_one")
+    account.is_active = False
+    db.commit()
+    assert service.scan_signed_in(raw, machine.code, sig, NEAR, None, NOW) is None
+    assert service.scan_signed_in(raw, machine.code, "forged", NEAR, None, NOW) is None
+    assert db.scalar(select(func.count()).select_from(ScanRecord)) == 0
+
+    account.is_active = True
+    db.commit()
+    forged = service.scan_signed_in(raw, machine.code, "forged", NEAR, None, NOW)
+    assert forged is not None and forged.record.outcome == "invalid_label"
+    unknown = service.scan_signed_in(raw, "WGNOSUCH01", signer.sign("WGNOSUCH01"), NEAR, None, NOW)
+    assert unknown is not None and unknown.record.outcome == "invalid_label"
+    assert unknown.record.user_id == account.id
 
 
 def test_a_session_on_a_busy_machine_is_refused_without_breaking_the_transaction(
@@ -189,16 +330,7 @@ def test_scan_place_reads_the_periods_special_periods_over_reads(
     sibling = "/".join([*parts[:-1], "999999"]) + "/"
 
     def period(title: str, area_path: str, ends: timedelta) -> SpecialPeriod:
-        return SpecialPeriod(
-            title=title,
-            kind="ban_hot_work",
-            jurisdiction_id=world.enterprises["A"].jurisdiction_id,
-            area_path=area_path,
-            sectors=None,
-            starts_at=NOW - timedelta(days=1),
-            ends_at=NOW + ends,
-            declared_at=NOW - timedelta(days=2),
-        )
+        return _period(world, title, area_path, ends)
 
     db.add_all(
         [

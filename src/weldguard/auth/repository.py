@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from weldguard.auth.models import AccessToken, User
@@ -71,14 +72,20 @@ class TokenRepository:
         ).one_or_none()
 
 
+def live_token(token_hash: Any, now: Any) -> ColumnElement[bool]:
+    """What makes a token good for signing in: its hash, not revoked, not expired
+    (also joined into the scan's read, which takes the account with the machine)."""
+    return and_(
+        AccessToken.token_hash == token_hash,
+        AccessToken.revoked_at.is_(None),
+        AccessToken.expires_at > now,
+    )
+
+
 # Built once: every signed-in request runs it.
 _LIVE_WITH_USER = (
     select(AccessToken, User)
     .join(User, User.id == AccessToken.user_id)
-    .where(
-        AccessToken.token_hash == bindparam("token_hash"),
-        AccessToken.revoked_at.is_(None),
-        AccessToken.expires_at > bindparam("now", type_=UTCDateTime()),
-    )
+    .where(live_token(bindparam("token_hash"), bindparam("now", type_=UTCDateTime())))
     .execution_options(**{PREPARED: True})
 )

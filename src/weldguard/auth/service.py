@@ -191,9 +191,11 @@ class AuthService:
 
     def user_for_token(self, raw: str, now: datetime) -> User | None:
         found = self.tokens.live_with_user(hash_token(raw), now)
-        if found is None:
-            return None
-        token, user = found
+        return None if found is None else self.accept_token(*found, now)
+
+    def accept_token(self, token: AccessToken, user: User, now: datetime) -> User | None:
+        """The account behind a live token (read by ``live_token``'s conditions), as
+        every signed-in request takes it: None for a deactivated account."""
         if not user.is_active:
             return None
         # Touch at most once a minute: a write per request would serialise SQLite.

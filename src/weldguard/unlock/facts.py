@@ -52,7 +52,7 @@ from weldguard.permit.mobile_repository import MobileJobRepository
 from weldguard.permit.repository import PermitRepository
 from weldguard.unlock.models import SpecialPeriod as SpecialPeriodRow
 from weldguard.unlock.models import WorkSession
-from weldguard.unlock.repository import ScanRepository
+from weldguard.unlock.repository import ScanRepository, WelderRows
 from weldguard.welder.service import status_of
 
 log = logging.getLogger(__name__)
@@ -356,11 +356,14 @@ def gather_scan_facts(
     place: MachinePlace | None = None,
     periods: tuple[SpecialPeriod, ...] | None = None,
     permit_rule: PermitRule = DEFAULT_PERMIT_RULE,
+    welder_rows: WelderRows | None = None,
 ) -> ScanFacts:
     """Everything :func:`decide` needs for ``user`` (a welder account) scanning
     ``machine`` at ``now``. ``place`` and ``periods``: the machine's place and the
     special periods over it when the caller has read them already
-    (:func:`scan_place_by_code` reads both with the machine in one query).
+    (:func:`scan_place_by_code` reads both with the machine in one query);
+    ``welder_rows``: the welder's certificates, employments and open sessions
+    likewise (``ScanRepository.scan_read`` reads them with the place).
 
     Round trips: the place (unless given); the certificates, employments and open
     sessions (the machine's and the welder's) in one query; the covering mobile
@@ -374,7 +377,9 @@ def gather_scan_facts(
     today = local_today(now)
     if place is None or place.machine.id != machine.id:
         place, periods = load_machine_place(repo, machine), None
-    held, employed, open_sessions = repo.welder_facts(welder_id, machine.id)
+    held, employed, open_sessions = (
+        welder_rows if welder_rows is not None else repo.welder_facts(welder_id, machine.id)
+    )
 
     certificates = tuple(
         HeldCertificate(

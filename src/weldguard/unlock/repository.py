@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, TypeVarTuple, cast
 
 from sqlalchemy import CursorResult, Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from weldguard.auth.models import AccessToken, User
+from weldguard.auth.repository import live_token
 from weldguard.auth.scope import Scope
 from weldguard.db import (
     PREPARED,
@@ -24,6 +27,21 @@ from weldguard.unlock.models import ScanRecord, SessionStatus, SpecialPeriod, Wo
 from weldguard.welder.models import Certificate, Employment, Welder
 
 PlaceRow = tuple[Machine, Enterprise, Site | None, Chip | None, DeviceState | None]
+WelderRows = tuple[list[Certificate], list[Employment], list[WorkSession]]
+
+
+@dataclass(frozen=True)
+class ScanRead:
+    """What :meth:`ScanRepository.scan_read` found: the place, the periods, the
+    live token and its account (None when nobody is signed in with it), and the
+    account's welder's certificates, employments and open sessions (with the
+    machine's own)."""
+
+    place: PlaceRow
+    periods: list[SpecialPeriod]
+    token: AccessToken | None
+    user: User | None
+    welder_rows: WelderRows
 
 
 class LabelRepository:
@@ -84,17 +102,7 @@ class ScanRepository:
         """A machine by label code (or id) with its enterprise, site, the chip in
         its open binding and the chip's live state, in one round trip (the scan's
         first read; the last three may be missing)."""
-        statement = (
-            select(Machine, Enterprise, Site, Chip, DeviceState)
-            .join(Enterprise, Enterprise.id == Machine.enterprise_id)
-            .outerjoin(Site, Site.id == Machine.site_id)
-            .outerjoin(
-                ChipBinding,
-                and_(ChipBinding.machine_id == Machine.id, ChipBinding.removed_at.is_(None)),
-            )
-            .outerjoin(Chip, Chip.id == ChipBinding.chip_id)
-            .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
-        )
+        statement = _with_chip(select(Machine, Enterprise, Site, Chip, DeviceState))
         if code is not None:
             statement = statement.where(Machine.code == code)
         elif machine_id is not None:
@@ -120,6 +128,32 @@ class ScanRepository:
         # counts, as in machine_place.
         periods = [row[5] for row in rows if row[5] is not None and row[3] is chip]
         return (machine, enterprise, site, chip, state), periods
+
+    def scan_read(self, code: str, token_hash: str, now: datetime) -> ScanRead | None:
+        """The scan page's one read: :meth:`scan_place` (the machine by label code,
+        its place, the special periods over it), the account signed in with
+        ``token_hash`` if its token is live (``live_token``), and that account's
+        welder's :meth:`welder_facts` on this machine. None for an unknown code.
+
+        Outer joins all: rows are the small cross product of the periods, the
+        certificates, the employments and the open sessions, each kept once here
+        in the order of its first appearance (the order of the separate reads)."""
+        rows = self.session.execute(
+            _SCAN_READ, {"code": code, "token_hash": token_hash, "now": now}
+        ).all()
+        if not rows:
+            return None
+        machine, enterprise, site, chip, state, _, token, user = rows[0][:8]
+        # A second open binding would be a register error: the first one counts.
+        ours = [row for row in rows if row[3] is chip]
+        periods = {row[5].id: row[5] for row in ours if row[5] is not None}
+        return ScanRead(
+            (machine, enterprise, site, chip, state),
+            list(periods.values()),
+            token,
+            user,
+            _welder_rows((row[8], row[9], row[10]) for row in ours),
+        )
 
     def chip_with_state(self, machine_id: int) -> tuple[Chip | None, DeviceState | None]:
         """The chip in the machine's open binding and its live state (either may be
@@ -162,20 +196,10 @@ class ScanRepository:
         machine or of the welder (as :meth:`open_sessions_for`), in one round trip:
         outer joins from the welder, whose small cross product is taken apart
         here (each row kept once, in the order of its first appearance)."""
-        certificates: dict[int, Certificate] = {}
-        employments: dict[int, Employment] = {}
-        sessions: dict[str, WorkSession] = {}
         rows = self.session.execute(
             _WELDER_FACTS, {"welder_id": welder_id, "machine_id": machine_id}
         )
-        for certificate, employment, work in rows:
-            if certificate is not None:
-                certificates.setdefault(certificate.id, certificate)
-            if employment is not None:
-                employments.setdefault(employment.id, employment)
-            if work is not None:
-                sessions.setdefault(work.id, work)
-        return list(certificates.values()), list(employments.values()), list(sessions.values())
+        return _welder_rows(rows)
 
     def employments_of(self, welder_id: int) -> list[Employment]:
         return list(
@@ -337,53 +361,126 @@ class ScanRepository:
 
 OPEN_SESSION_STATUSES = (SessionStatus.STARTING.value, SessionStatus.ACTIVE.value)
 
-# The scan's two reads, built once with bind parameters: every scan runs them, and
+# The scan's reads, built once with bind parameters: every scan runs them, and
 # building a statement and its cache key costs more than the round trip itself.
-_SCAN_PLACE = (
-    select(Machine, Enterprise, Site, Chip, DeviceState, SpecialPeriod)
-    .join(Enterprise, Enterprise.id == Machine.enterprise_id)
-    .outerjoin(Site, Site.id == Machine.site_id)
-    .outerjoin(
-        ChipBinding,
-        and_(ChipBinding.machine_id == Machine.id, ChipBinding.removed_at.is_(None)),
+_Row = TypeVarTuple("_Row")
+
+
+def _welder_rows(
+    rows: Iterable[tuple[Certificate | None, Employment | None, WorkSession | None]],
+) -> WelderRows:
+    """The outer joins' cross product taken apart: each certificate, employment and
+    session once, in the order of its first appearance."""
+    certificates: dict[int, Certificate] = {}
+    employments: dict[int, Employment] = {}
+    sessions: dict[str, WorkSession] = {}
+    for certificate, employment, work in rows:
+        if certificate is not None:
+            certificates.setdefault(certificate.id, certificate)
+        if employment is not None:
+            employments.setdefault(employment.id, employment)
+        if work is not None:
+            sessions.setdefault(work.id, work)
+    return list(certificates.values()), list(employments.values()), list(sessions.values())
+
+
+def _with_chip(statement: Select[*_Row]) -> Select[*_Row]:
+    """From the machine: its enterprise, its site, the chip in its open binding and
+    the chip's live state."""
+    return (
+        statement.join(Enterprise, Enterprise.id == Machine.enterprise_id)
+        .outerjoin(Site, Site.id == Machine.site_id)
+        .outerjoin(
+            ChipBinding,
+            and_(ChipBinding.machine_id == Machine.id, ChipBinding.removed_at.is_(None)),
+        )
+        .outerjoin(Chip, Chip.id == ChipBinding.chip_id)
+        .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
     )
-    .outerjoin(Chip, Chip.id == ChipBinding.chip_id)
-    .outerjoin(DeviceState, DeviceState.device_id == Chip.device_id)
-    .outerjoin(
+
+
+def _with_place(statement: Select[*_Row], now: Any) -> Select[*_Row]:
+    """:func:`_with_chip`, and the special periods over the enterprise's area (its
+    own or one above it) that have not ended at ``now``."""
+    return _with_chip(statement).outerjoin(
         SpecialPeriod,
         and_(
-            SpecialPeriod.ends_at > bindparam("now", type_=UTCDateTime()),
+            SpecialPeriod.ends_at > now,
             Enterprise.area_path.startswith(SpecialPeriod.area_path),
         ),
     )
+
+
+def _with_welder_facts(statement: Select[*_Row], welder_id: Any, machine_id: Any) -> Select[*_Row]:
+    """The welder's certificates and employments, and the open sessions of the
+    welder or on the machine."""
+    return (
+        statement.outerjoin(Certificate, Certificate.welder_id == welder_id)
+        .outerjoin(Employment, Employment.welder_id == welder_id)
+        .outerjoin(
+            WorkSession,
+            and_(
+                or_(WorkSession.welder_id == welder_id, WorkSession.machine_id == machine_id),
+                WorkSession.status.in_(OPEN_SESSION_STATUSES),
+            ),
+        )
+    )
+
+
+_PLACE_ORDER = (ChipBinding.id, SpecialPeriod.starts_at, SpecialPeriod.id)
+_WELDER_FACTS_ORDER = (
+    Certificate.expiry_date.desc(),
+    Certificate.id,
+    Employment.start_date,
+    Employment.id,
+    WorkSession.started_at,
+    WorkSession.id,
+)
+_NOW = bindparam("now", type_=UTCDateTime())
+_SCAN_PLACE = (
+    _with_place(select(Machine, Enterprise, Site, Chip, DeviceState, SpecialPeriod), _NOW)
     .where(Machine.code == bindparam("code"))
-    .order_by(ChipBinding.id, SpecialPeriod.starts_at, SpecialPeriod.id)
+    .order_by(*_PLACE_ORDER)
     .execution_options(**{PREPARED: True})
 )
 _WELDER_FACTS = (
-    select(Certificate, Employment, WorkSession)
-    .select_from(Welder)
-    .outerjoin(Certificate, Certificate.welder_id == Welder.id)
-    .outerjoin(Employment, Employment.welder_id == Welder.id)
-    .outerjoin(
-        WorkSession,
-        and_(
-            or_(
-                WorkSession.welder_id == Welder.id,
-                WorkSession.machine_id == bindparam("machine_id"),
-            ),
-            WorkSession.status.in_(OPEN_SESSION_STATUSES),
-        ),
+    _with_welder_facts(
+        select(Certificate, Employment, WorkSession).select_from(Welder),
+        Welder.id,
+        bindparam("machine_id"),
     )
     .where(Welder.id == bindparam("welder_id"))
-    .order_by(
-        Certificate.expiry_date.desc(),
-        Certificate.id,
-        Employment.start_date,
-        Employment.id,
-        WorkSession.started_at,
-        WorkSession.id,
+    .order_by(*_WELDER_FACTS_ORDER)
+    # Sessions are changed by other processes: as the database has them.
+    .execution_options(populate_existing=True, **{PREPARED: True})
+)
+# The scan page's read (scan_read): both of the above, and between them the
+# account of a live token, whose welder the facts are of: one round trip, not three.
+_SCAN_READ = (
+    _with_welder_facts(
+        _with_place(
+            select(
+                Machine,
+                Enterprise,
+                Site,
+                Chip,
+                DeviceState,
+                SpecialPeriod,
+                AccessToken,
+                User,
+                Certificate,
+                Employment,
+                WorkSession,
+            ),
+            _NOW,
+        )
+        .outerjoin(AccessToken, live_token(bindparam("token_hash"), _NOW))
+        .outerjoin(User, User.id == AccessToken.user_id),
+        User.welder_id,
+        Machine.id,
     )
+    .where(Machine.code == bindparam("code"))
+    .order_by(*_PLACE_ORDER, *_WELDER_FACTS_ORDER)
     # Sessions are changed by other processes: as the database has them.
     .execution_options(populate_existing=True, **{PREPARED: True})
 )

@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from weldguard.auth.models import Role, User
+from weldguard.auth.service import AuthService, hash_token
 from weldguard.config import Settings
 from weldguard.db import transaction, utcnow
 from weldguard.device.commands import (
@@ -47,6 +48,7 @@ from weldguard.domain.authorization import (
     PhonePosition,
     Reason,
     ReasonCode,
+    SpecialPeriod,
     decide,
 )
 from weldguard.domain.geo import haversine_m
@@ -66,6 +68,7 @@ from weldguard.unlock.facts import (
     permit_rule_of,
     scan_place_by_code,
     session_limit,
+    special_periods_of,
 )
 from weldguard.unlock.labels import LabelRejected, LabelSigner, RejectReason, signer_for
 from weldguard.unlock.models import (
@@ -75,7 +78,7 @@ from weldguard.unlock.models import (
     SessionStatus,
     WorkSession,
 )
-from weldguard.unlock.repository import ScanRepository
+from weldguard.unlock.repository import ScanRepository, WelderRows
 
 log = logging.getLogger(__name__)
 
@@ -203,10 +206,49 @@ class ScanService:
     ) -> ScanResult:
         """A welder's scan of a machine's label. Raises PermissionDenied for an
         account that is not a welder's; never raises for a bad label (recorded)."""
-        if Role(user.role) != Role.WELDER or user.welder_id is None:
+        if not _is_welder(user):
             raise PermissionDenied("只有焊工账号可以扫码开机")
         key = valid_idempotency_key(idempotency_key)
         return self._scan(user, machine_code, sig, position, key, now)
+
+    def scan_signed_in(
+        self,
+        raw_token: str,
+        machine_code: str,
+        sig: str,
+        position: PhonePosition | None,
+        idempotency_key: str | None,
+        now: datetime,
+    ) -> ScanResult | None:
+        """:meth:`scan` for the account signed in with ``raw_token`` (the scan page's
+        cookie), which is read together with the machine and the welder's facts
+        (``ScanRepository.scan_read``: one round trip where separate reads take
+        three). None when no welder is signed in with it: no live token, an
+        inactive account, or an account that is not a welder's."""
+        code = machine_code.strip()
+        assert self.signer is not None
+        found = (
+            self.repo.scan_read(code, hash_token(raw_token), now)
+            if self.signer.verify_label(code, sig)
+            else None
+        )
+        if found is None:
+            # A bad label or an unknown machine (recorded as such): rare, read apart.
+            user = AuthService(self.session, self.settings).user_for_token(raw_token, now)
+            if user is None or not _is_welder(user):
+                return None
+            return self.scan(user, code, sig, position, idempotency_key, now)
+        user = (
+            AuthService(self.session, self.settings).accept_token(found.token, found.user, now)
+            if found.token is not None and found.user is not None
+            else None
+        )
+        if user is None or not _is_welder(user):
+            return None
+        place = MachinePlace(*found.place)
+        periods = special_periods_of(found.periods)
+        key = valid_idempotency_key(idempotency_key)
+        return self._scan(user, code, sig, position, key, now, (place, periods, found.welder_rows))
 
     def _replay(self, user: User, key: str | None) -> ScanResult:
         """The form was submitted before (a double tap, a retry, on any web
@@ -225,16 +267,24 @@ class ScanService:
         position: PhonePosition | None,
         key: str | None,
         now: datetime,
+        read: tuple[MachinePlace, tuple[SpecialPeriod, ...], WelderRows] | None = None,
     ) -> ScanResult:
+        """``read``: the place, the periods and the welder's rows, when the caller
+        has them (:meth:`scan_signed_in`, the label verified)."""
         assert self.signer is not None and user.welder_id is not None
         code = machine_code.strip()
-        if not self.signer.verify_label(code, sig):
-            return self._invalid_label(_rejection(self.signer, code, sig), code, user, key, now)
-        found = scan_place_by_code(self.repo, code, now)
-        if found is None:
-            rejected = LabelRejected(RejectReason.UNKNOWN_MACHINE, code)
-            return self._invalid_label(rejected, code, user, key, now)
-        place, periods = found
+        welder_rows = None
+        if read is not None:
+            place, periods, welder_rows = read
+        else:
+            if not self.signer.verify_label(code, sig):
+                rejected = _rejection(self.signer, code, sig)
+                return self._invalid_label(rejected, code, user, key, now)
+            found = scan_place_by_code(self.repo, code, now)
+            if found is None:
+                rejected = LabelRejected(RejectReason.UNKNOWN_MACHINE, code)
+                return self._invalid_label(rejected, code, user, key, now)
+            place, periods = found
         machine = place.machine
 
         gather = functools.partial(
@@ -248,7 +298,7 @@ class ScanService:
             periods=periods,
             permit_rule=self.permit_rule,
         )
-        facts = gather()
+        facts = gather(welder_rows=welder_rows)
         if self._any_left_behind(facts, now):
             # Rare: settle them, then judge what is true now.
             self.settle_stale(now, machine_id=machine.id, welder_id=user.welder_id)
@@ -599,6 +649,10 @@ class ScanService:
 
     def command(self, command_id: str | None) -> DeviceCommand | None:
         return self.repo.command(command_id) if command_id else None
+
+
+def _is_welder(user: User) -> bool:
+    return Role(user.role) == Role.WELDER and user.welder_id is not None
 
 
 def _ack_of(command: DeviceCommand | None) -> CommandAck | None:

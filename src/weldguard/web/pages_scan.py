@@ -441,16 +441,19 @@ async def scan_submit(
     verify_csrf(request, csrf_token)
     position = phone_position(lat, lon, accuracy)
 
+    raw_token = request.cookies.get(SESSION_COOKIE)
+
     def work(session: Session) -> tuple[Response | None, int | None, Any]:
-        user = _signed_in(session, request, now)
-        if user is None:
-            return RedirectResponse(_scan_url(code, sig), status_code=303), None, None
-        if Role(user.role) != Role.WELDER:
-            return RedirectResponse(_scan_url(code, sig), status_code=303), None, None
         bus = state.command_bus
-        result = ScanService(
-            session, state.settings, claim_for_bus=bus is not None and bus.connected
-        ).scan(user, code, sig, position, idempotency_key, now)
+        result = (
+            ScanService(
+                session, state.settings, claim_for_bus=bus is not None and bus.connected
+            ).scan_signed_in(raw_token, code, sig, position, idempotency_key, now)
+            if raw_token
+            else None
+        )
+        if result is None:  # nobody signed in, or not as a welder: the page says
+            return RedirectResponse(_scan_url(code, sig), status_code=303), None, None
         if result.record.outcome == "invalid_label":
             return None, None, "invalid"
         unlock = (
