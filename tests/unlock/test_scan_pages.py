@@ -195,6 +195,37 @@ def test_welder_scan_allowed_then_no_answer_is_said_plainly(
     assert (record.outcome, record.distance_m is not None) == ("allowed", True)
 
 
+def test_scan_post_needs_a_welder_signed_in(
+    web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
+) -> None:
+    """A tap on 扫码开机 with no live sign-in (none, signed out, or another role's)
+    goes back to the label's page, which asks to sign in or shows the status;
+    nothing is recorded, nothing unlocked."""
+    machine, _, _ = live_machine(db, settings, world)
+    page = web.get(scan_url(signer, machine))
+    data = {
+        "sig": signer.sign(machine.code),
+        "idempotency_key": "k" * 16,
+        "csrf_token": csrf_of(web, page.text),
+    }
+    anonymous = web.post(f"/scan/{machine.code}", data=data, follow_redirects=False)
+    assert anonymous.status_code == 303
+    assert anonymous.headers["location"] == scan_url(signer, machine)
+    web.cookies.set(SESSION_COOKIE, "no-such-token")
+    stale = web.post(f"/scan/{machine.code}", data=data, follow_redirects=False)
+    assert stale.status_code == 303 and stale.headers["location"] == scan_url(signer, machine)
+    signed_in(web, "insp_xinjing")
+    inspector = web.post(
+        f"/scan/{machine.code}",
+        data={**data, "csrf_token": csrf_of(web)},
+        follow_redirects=False,
+    )
+    assert inspector.status_code == 303
+    assert inspector.headers["location"] == scan_url(signer, machine)
+    assert db.scalar(select(func.count()).select_from(ScanRecord)) == 0
+    assert db.scalar(select(func.count()).select_from(WorkSession)) == 0
+
+
 def test_scan_answer_says_where_its_time_went(
     web: TestClient, world: World, signer: LabelSigner, db: Session, settings: Settings
 ) -> None:

@@ -140,7 +140,8 @@ async def _in_transaction(request: Request, work: Callable[[Session], T]) -> T:
 def _server_timing(request: Request, response: Response, since: float) -> Response:
     """Where the request's time went, for the browser's developer tools and the
     latency bench: waiting for a worker thread, the transaction (wall, that
-    thread's CPU, and its commit) and the whole handler, in ms."""
+    thread's CPU, its statements' round trips, its commit) and the whole handler,
+    in ms."""
     timing: dict[str, float] = {**getattr(request.state, "timing", {})}
     timing["handler"] = time.perf_counter() - since
     response.headers["server-timing"] = ", ".join(
@@ -440,7 +441,6 @@ async def scan_submit(
     state = _state(request)
     verify_csrf(request, csrf_token)
     position = phone_position(lat, lon, accuracy)
-
     raw_token = request.cookies.get(SESSION_COOKIE)
 
     def work(session: Session) -> tuple[Response | None, int | None, Any]:
