@@ -1,6 +1,11 @@
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from tests.factories import Personas
+from tests.factories import Personas, World
+from weldguard.auth.service import AuthService, NewUser
+from weldguard.config import Settings
+from weldguard.errors import Conflict
 
 
 def test_token_login_and_me(client: TestClient, personas: Personas) -> None:
@@ -56,3 +61,13 @@ def test_api_ignores_the_session_cookie(client: TestClient, personas: Personas) 
     client.cookies.set("wg_session", token)
     assert client.get("/api/v1/me").status_code == 401
     assert client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_a_welder_record_has_one_account(db: Session, settings: Settings, world: World) -> None:
+    """A second account for a welder who has one is refused, naming the first: the
+    scan page signs in by the welder's phone number, which must name one account."""
+    with pytest.raises(Conflict) as refused:
+        AuthService(db, settings).create_user(
+            NewUser("welder_one_again", "password123", "welder", welder_id=world.welders["A"].id)
+        )
+    assert "welder_one" in refused.value.message

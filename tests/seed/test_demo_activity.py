@@ -7,13 +7,17 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import NOW, World
+from tests.factories import NOW, PASSWORD, World
+from weldguard.auth.repository import UserRepository
+from weldguard.auth.service import AuthService
 from weldguard.config import Settings
 from weldguard.device.models import DeviceState
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
+from weldguard.seed.demo import DEMO_PASSWORD
 from weldguard.seed.demo_activity import DemoActivity
 from weldguard.seed.demo_fleet import ensure_demo_welders
 from weldguard.unlock.models import ScanRecord, SessionStatus, WorkSession
+from weldguard.welder.models import Welder
 
 
 def test_a_demo_welder_scans_a_free_machine_and_ends_the_work(
@@ -65,4 +69,13 @@ def test_demo_welder_accounts_are_made_once(world: World, db: Session, settings:
     second = ensure_demo_welders(db, settings, ids, NOW.date())
     assert set(first) == set(ids)
     assert {e: u.id for e, u in first.items()} == {e: u.id for e, u in second.items()}
-    assert all(u.username == f"w{u.phone}" for u in first.values())
+    # A welder's own account is kept (welder_one is welder A's), a new one is
+    # "w" + phone; either way one account per welder, so that the phone signs in.
+    auth = AuthService(db, settings)
+    for account in first.values():
+        assert account.username in ("welder_one", f"w{account.phone}")
+        assert UserRepository(db).for_welder(account.welder_id) is account  # type: ignore[arg-type]
+        welder = db.get(Welder, account.welder_id)
+        assert welder is not None and welder.phone
+        password = PASSWORD if account.username == "welder_one" else DEMO_PASSWORD
+        assert auth.authenticate_phone(welder.phone, password, NOW) is account

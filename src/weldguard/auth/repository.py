@@ -33,6 +33,12 @@ class UserRepository:
             )
         )
 
+    def for_welder(self, welder_id: int) -> User | None:
+        """The account linked to a welder's record (there is at most one)."""
+        return self.session.scalars(
+            select(User).where(User.welder_id == welder_id).order_by(User.id).limit(1)
+        ).first()
+
     def by_id(self, user_id: int) -> User | None:
         return self.session.get(User, user_id)
 

@@ -107,6 +107,12 @@ class AuthService:
             errors.append(ErrorDetail(f"{role.label}必须绑定企业", field="enterprise"))
         if role == Role.WELDER and new.welder_id is None:
             errors.append(ErrorDetail("焊工账号必须关联焊工档案", field="welder"))
+        if new.welder_id is not None:
+            # One account per welder: the scan page signs in by the welder's phone
+            # number, which must name one account.
+            linked = self.users.for_welder(new.welder_id)
+            if linked is not None:
+                raise Conflict(f"该焊工档案已有账号 {linked.username}，不能再建一个")
         if errors:
             raise InvalidInput("无法创建用户", errors)
 

@@ -84,7 +84,10 @@ def ensure_demo_welders(
     session: Session, settings: Settings, enterprise_ids: list[int], today: date
 ) -> dict[int, User]:
     """One welder account per enterprise (a welder with a valid certificate), made
-    once; the demo password is the demo's. Enterprise id → account."""
+    once; the demo password is the demo's. A welder who has an account already
+    (the demo's ``welder``) keeps it: a second one would make their phone number
+    name two accounts, and the scan page's phone sign-in refuse both.
+    Enterprise id → account."""
     auth = AuthService(session, settings)
     users = UserRepository(session)
     accounts: dict[int, User] = {}
@@ -93,7 +96,7 @@ def ensure_demo_welders(
         if welder is None or not welder.phone:
             continue
         username = f"w{welder.phone}"
-        user = users.by_username(username)
+        user = users.for_welder(welder.id)
         if user is None:
             user = auth.create_user(
                 NewUser(
