@@ -36,6 +36,19 @@ def credit_code(n: int) -> str:
     return make_credit_code(f"91310105MA1FL{n:04d}")
 
 
+def welding_certificate(id_number: str) -> CertificateInput:
+    """A 特种作业 certificate for 熔化焊接与热切割作业 with no expiry date (valid)."""
+    return CertificateInput(
+        kind="special_operation",
+        number="T" + id_number,
+        item="熔化焊接与热切割作业",
+        issue_date=TODAY - timedelta(days=400),
+        expiry_date=None,
+        issuing_authority="上海市应急管理局",
+        source="应急管理部门",
+    )
+
+
 def id_number(n: int, birth: str = "19850312") -> str:
     return make_id_number(f"310105{birth}{n:03d}")
 
@@ -144,19 +157,7 @@ def build_world(session: Session, settings: Settings, vault: IdentityVault) -> W
         welder = welders.register(
             WelderInput(name=f"焊工{key}", id_number=number, phone=f"1390000000{index}"), TODAY
         )
-        welders.upsert_certificate(
-            welder,
-            CertificateInput(
-                kind="special_operation",
-                number="T" + number,
-                item="熔化焊接与热切割作业",
-                issue_date=TODAY - timedelta(days=400),
-                expiry_date=None,
-                issuing_authority="上海市应急管理局",
-                source="应急管理部门",
-            ),
-            id_number=number,
-        )
+        welders.upsert_certificate(welder, welding_certificate(number), id_number=number)
         welders.employ(ADMIN_SCOPE, welder, world.enterprises[key].id, TODAY - timedelta(days=300))
         world.welders[key] = welder
 

@@ -7,7 +7,15 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.factories import NOW, PASSWORD, World
+from tests.factories import (
+    ADMIN_SCOPE,
+    NOW,
+    PASSWORD,
+    TODAY,
+    World,
+    id_number,
+    welding_certificate,
+)
 from weldguard.auth.repository import UserRepository
 from weldguard.auth.service import AuthService
 from weldguard.config import Settings
@@ -17,7 +25,9 @@ from weldguard.seed.demo import DEMO_PASSWORD
 from weldguard.seed.demo_activity import DemoActivity
 from weldguard.seed.demo_fleet import ensure_demo_welders
 from weldguard.unlock.models import ScanRecord, SessionStatus, WorkSession
+from weldguard.welder.identity import IdentityVault
 from weldguard.welder.models import Welder
+from weldguard.welder.service import WelderInput, WelderService
 
 
 def test_a_demo_welder_scans_a_free_machine_and_ends_the_work(
@@ -69,8 +79,9 @@ def test_demo_welder_accounts_are_made_once(world: World, db: Session, settings:
     second = ensure_demo_welders(db, settings, ids, NOW.date())
     assert set(first) == set(ids)
     assert {e: u.id for e, u in first.items()} == {e: u.id for e, u in second.items()}
-    # A welder's own account is kept (welder_one is welder A's), a new one is
-    # "w" + phone; either way one account per welder, so that the phone signs in.
+    # One account per welder, so that the phone signs in: a welder without one
+    # gets "w" + phone; only where every welder has an account (enterprise A's
+    # welder_one) is that account used.
     auth = AuthService(db, settings)
     for account in first.values():
         assert account.username in ("welder_one", f"w{account.phone}")
@@ -79,3 +90,24 @@ def test_demo_welder_accounts_are_made_once(world: World, db: Session, settings:
         assert welder is not None and welder.phone
         password = PASSWORD if account.username == "welder_one" else DEMO_PASSWORD
         assert auth.authenticate_phone(welder.phone, password, NOW) is account
+
+
+def test_demo_activity_leaves_the_demo_welder_free(
+    world: World, db: Session, settings: Settings, vault: IdentityVault
+) -> None:
+    """Where the enterprise has a welder without an account, the activity's account
+    is that welder's, so a person trying the scan page as the demo's own welder
+    (welder_one here) is never 正在使用其他焊机 because of the activity."""
+    welders = WelderService(db, vault)
+    number = id_number(99)
+    second = welders.register(
+        WelderInput(name="焊工A2", id_number=number, phone="13900000099"), TODAY
+    )
+    welders.upsert_certificate(second, welding_certificate(number), id_number=number)
+    welders.employ(ADMIN_SCOPE, second, world.enterprises["A"].id, TODAY - timedelta(days=30))
+    db.commit()
+    enterprise = world.enterprises["A"].id
+    account = ensure_demo_welders(db, settings, [enterprise], NOW.date())[enterprise]
+    assert (account.username, account.welder_id) == ("w13900000099", second.id)
+    again = ensure_demo_welders(db, settings, [enterprise], NOW.date())[enterprise]
+    assert again.id == account.id

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -1133,6 +1133,13 @@ def _ensure_accounts(
 def welder_with_valid_certificate(
     session: Session, enterprise_id: int, today: date
 ) -> Welder | None:
+    return next(welders_with_valid_certificate(session, enterprise_id, today), None)
+
+
+def welders_with_valid_certificate(
+    session: Session, enterprise_id: int, today: date
+) -> Iterator[Welder]:
+    """The enterprise's welders with a valid certificate, by id."""
     employed = select(Employment.welder_id).where(Employment.enterprise_id == enterprise_id)
     for welder in session.scalars(
         select(Welder).where(Welder.id.in_(employed)).order_by(Welder.id)
@@ -1141,8 +1148,7 @@ def welder_with_valid_certificate(
             select(Certificate).where(Certificate.welder_id == welder.id)
         )
         if any(status_of(c, today) is V for c in certificates):
-            return welder
-    return None
+            yield welder
 
 
 # --------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from weldguard.config import Settings
 from weldguard.device.registry import ChipInput, DeviceRegistry, DeviceSecrets
 from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.machine.repository import MachineRepository
-from weldguard.seed.demo import DEMO_PASSWORD, welder_with_valid_certificate
+from weldguard.seed.demo import DEMO_PASSWORD, welders_with_valid_certificate
 from weldguard.sim.fleet import DEVICE_FIELDS
 
 DEMO_FLEET_FILE = "demo-devices.csv"
@@ -84,15 +84,24 @@ def ensure_demo_welders(
     session: Session, settings: Settings, enterprise_ids: list[int], today: date
 ) -> dict[int, User]:
     """One welder account per enterprise (a welder with a valid certificate), made
-    once; the demo password is the demo's. A welder who has an account already
-    (the demo's ``welder``) keeps it: a second one would make their phone number
-    name two accounts, and the scan page's phone sign-in refuse both.
-    Enterprise id → account."""
+    once; the demo password is the demo's. A welder without an account is taken
+    first, so that the demo's own ``welder`` stays free for a person to try the
+    scan page; failing that, a welder's existing account is the one used (a second
+    would make their phone number name two accounts, and the scan page's phone
+    sign-in refuse both). Enterprise id → account."""
     auth = AuthService(session, settings)
     users = UserRepository(session)
     accounts: dict[int, User] = {}
     for enterprise_id in enterprise_ids:
-        welder = welder_with_valid_certificate(session, enterprise_id, today)
+        candidates = list(welders_with_valid_certificate(session, enterprise_id, today))
+        welder = next(
+            (
+                w
+                for w in candidates
+                if (linked := users.for_welder(w.id)) is None or linked.username == f"w{w.phone}"
+            ),
+            candidates[0] if candidates else None,
+        )
         if welder is None or not welder.phone:
             continue
         username = f"w{welder.phone}"
