@@ -23,6 +23,7 @@ from weldguard.jurisdiction.repository import JurisdictionRepository
 from weldguard.machine.repository import MachineRepository
 from weldguard.seed.demo import DEMO_PASSWORD, welders_with_valid_certificate
 from weldguard.sim.fleet import DEVICE_FIELDS
+from weldguard.welder.models import Welder
 
 DEMO_FLEET_FILE = "demo-devices.csv"
 # 上海市长宁区: the district the demo accounts look at first.
@@ -93,23 +94,22 @@ def ensure_demo_welders(
     users = UserRepository(session)
     accounts: dict[int, User] = {}
     for enterprise_id in enterprise_ids:
-        candidates = list(welders_with_valid_certificate(session, enterprise_id, today))
-        welder = next(
-            (
-                w
-                for w in candidates
-                if (linked := users.for_welder(w.id)) is None or linked.username == f"w{w.phone}"
-            ),
-            candidates[0] if candidates else None,
-        )
-        if welder is None or not welder.phone:
+        # The first welder without an account (or with the demo's own "w" + phone);
+        # else the first welder, with the account they have.
+        chosen: tuple[Welder, User | None] | None = None
+        for candidate in welders_with_valid_certificate(session, enterprise_id, today):
+            linked = users.for_welder(candidate.id)
+            if linked is None or linked.username == f"w{candidate.phone}":
+                chosen = (candidate, linked)
+                break
+            chosen = chosen or (candidate, linked)
+        if chosen is None or not chosen[0].phone:
             continue
-        username = f"w{welder.phone}"
-        user = users.for_welder(welder.id)
+        welder, user = chosen
         if user is None:
             user = auth.create_user(
                 NewUser(
-                    username,
+                    f"w{welder.phone}",
                     DEMO_PASSWORD,
                     Role.WELDER.value,
                     display_name=welder.name,
